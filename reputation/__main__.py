@@ -1,0 +1,5 @@
+import sys
+
+from reputation.cli import main
+
+sys.exit(main())

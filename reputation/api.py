@@ -1,0 +1,205 @@
+"""HTTP handlers of the v1 API, and the middleware that shapes every error."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from reputation.appkeys import LOOKUPS, METRICS, SETTINGS, STORE
+from reputation.constants import CHANNELS, MAX_BATCH_NUMBERS
+from reputation.errors import BadRequest, InvalidNumber, PayloadTooLarge, ReputationError
+from reputation.lookup import Answer, answer_body
+from reputation.normalize import normalize
+from reputation.reports import parse_report
+
+logger = logging.getLogger(__name__)
+
+# Codes for the errors aiohttp raises itself (unknown route, wrong method, ...).
+_HTTP_ERROR_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    414: "uri_too_long",
+    415: "unsupported_media_type",
+    431: "headers_too_large",
+}
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def json_response(body: Any, status: int = 200) -> web.Response:
+    """A JSON answer in plain UTF-8 (Vietnamese text stays readable)."""
+    return web.json_response(body, status=status, dumps=_dumps)
+
+
+def error_response(status: int, error: dict[str, Any]) -> web.Response:
+    return json_response({"error": error}, status=status)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Every failure becomes ``{"error": {"code", "message"}}``: never HTML, never a traceback."""
+    try:
+        response: web.StreamResponse = await handler(request)
+        return response
+    except ReputationError as exc:
+        return error_response(exc.status, exc.to_dict())
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _HTTP_ERROR_CODES.get(exc.status, "http_error")
+        return error_response(exc.status, {"code": code, "message": exc.reason})
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+        logger.exception("database call failed")
+        request.app[METRICS].database_errors.labels(_route_name(request)).inc()
+        return error_response(
+            503, {"code": "database_unavailable", "message": "The database is unavailable."}
+        )
+    except Exception:
+        logger.exception("unexpected error")
+        return error_response(500, {"code": "internal_error", "message": "Internal error."})
+
+
+def _route_name(request: web.Request) -> str:
+    """The route pattern (never the path, which may hold a phone number)."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unknown"
+
+
+async def read_json_object(request: web.Request) -> dict[str, Any]:
+    """The request body as a JSON object, or a coded 400."""
+    raw = await request.read()
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise BadRequest("The body is not valid JSON.", code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise BadRequest("The body must be a JSON object.", code="invalid_json")
+    return body
+
+
+def _region(request: web.Request) -> str:
+    return request.app[SETTINGS].region
+
+
+def _answer_json(request: web.Request, answer: Answer) -> dict[str, Any]:
+    """The lookup object of one answer, counted in the metrics."""
+    judgement = request.app[LOOKUPS].judge(answer)
+    request.app[METRICS].lookup_by[answer.layer, judgement.verdict].inc()
+    return answer_body(answer, judgement)
+
+
+async def get_number(request: web.Request) -> web.Response:
+    """``GET /v1/numbers/{number}``: is this number reported, and what should be done?"""
+    started = time.perf_counter()
+    metrics = request.app[METRICS]
+    try:
+        e164 = normalize(request.match_info["number"], _region(request))
+    except InvalidNumber as exc:
+        metrics.lookup_errors.labels(exc.code).inc()
+        raise
+    lookups = request.app[LOOKUPS]
+    answer = lookups.from_memory(e164) or await lookups.lookup(e164)
+    response = json_response(_answer_json(request, answer))
+    metrics.lookup_seconds.observe(time.perf_counter() - started)
+    return response
+
+
+async def post_lookups(request: web.Request) -> web.Response:
+    """``POST /v1/lookups``: many numbers at once; a bad one does not fail the others."""
+    body = await read_json_object(request)
+    numbers = body.get("numbers")
+    if not isinstance(numbers, list):
+        raise BadRequest("'numbers' must be a list.", code="invalid_field", field="numbers")
+    if len(numbers) > MAX_BATCH_NUMBERS:
+        raise PayloadTooLarge(
+            f"At most {MAX_BATCH_NUMBERS} numbers per batch.", code="batch_too_large"
+        )
+    region = _region(request)
+    metrics = request.app[METRICS]
+    parsed: list[str | dict[str, Any]] = []
+    for item in numbers:
+        if not isinstance(item, str):
+            parsed.append(
+                {
+                    "input": item,
+                    "error": BadRequest(
+                        "Each number must be a string.", code="invalid_field"
+                    ).to_dict(),
+                }
+            )
+            continue
+        try:
+            parsed.append(normalize(item, region))
+        except InvalidNumber as exc:
+            metrics.lookup_errors.labels(exc.code).inc()
+            parsed.append({"input": item, "error": exc.to_dict()})
+    answers = await request.app[LOOKUPS].lookup_many([p for p in parsed if isinstance(p, str)])
+    results = [
+        _answer_json(request, answers[item]) if isinstance(item, str) else item for item in parsed
+    ]
+    return json_response({"results": results})
+
+
+async def post_report(request: web.Request) -> web.Response:
+    """``POST /v1/reports``: keep a report; a replayed Idempotency-Key counts nothing twice."""
+    metrics = request.app[METRICS]
+    channel = "unknown"
+    try:
+        body = await read_json_object(request)
+        if body.get("channel") in CHANNELS:
+            channel = body["channel"]
+        report = parse_report(body, _region(request), request.headers.get("Idempotency-Key"))
+    except ReputationError as exc:
+        metrics.reports_rejected.labels(channel, exc.code).inc()
+        raise
+    recorded = await request.app[STORE].record_report(report)
+    lookups = request.app[LOOKUPS]
+    if not recorded.replayed:
+        lookups.remember(recorded.number)
+        metrics.report_by[report.channel, report.category].inc()
+    answer = Answer(recorded.number.e164, recorded.number, "database")
+    body = {"report": recorded.report.to_json(), "number": _answer_json(request, answer)}
+    return json_response(body, status=200 if recorded.replayed else 201)
+
+
+async def get_metrics(request: web.Request) -> web.Response:
+    """``GET /metrics``: Prometheus text exposition of this node."""
+    body = generate_latest(request.app[METRICS].registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def get_healthz(request: web.Request) -> web.Response:
+    """``GET /healthz``: the process is alive."""
+    return json_response({"status": "alive"})
+
+
+async def get_readyz(request: web.Request) -> web.Response:
+    """``GET /readyz``: 200 once the Bloom filter is loaded and Postgres answers."""
+    loaded = request.app[LOOKUPS].loaded
+    database = await request.app[STORE].ping()
+    ready = loaded and database
+    body = {
+        "status": "ready" if ready else "not_ready",
+        "bloom_filter": "loaded" if loaded else "loading",
+        "database": "up" if database else "down",
+    }
+    return json_response(body, status=200 if ready else 503)
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/v1/numbers/{number}", get_number)
+    app.router.add_post("/v1/lookups", post_lookups)
+    app.router.add_post("/v1/reports", post_report)
+    app.router.add_get("/metrics", get_metrics)
+    app.router.add_get("/healthz", get_healthz)
+    app.router.add_get("/readyz", get_readyz)

@@ -1,0 +1,19 @@
+"""Typed keys of the application state (``app[KEY]``), shared by handlers and lifecycle."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from aiohttp import web
+
+from reputation.lookup import Lookups
+from reputation.metrics import Metrics
+from reputation.settings import Settings
+from reputation.store import Store
+
+SETTINGS = web.AppKey("settings", Settings)
+METRICS = web.AppKey("metrics", Metrics)
+STORE = web.AppKey("store", Store)
+LOOKUPS = web.AppKey("lookups", Lookups)
+CLOCK = web.AppKey[Callable[[], datetime]]("clock")

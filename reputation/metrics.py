@@ -1,0 +1,125 @@
+"""The Prometheus metrics analysts read.
+
+Each app gets its own registry (several apps can live in one test process).
+Labelled children are bound once here, never per request, and no label ever
+carries a phone number: every label value comes from a closed set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from reputation.constants import CATEGORIES, CHANNELS
+from reputation.verdict import ALLOW, BLOCK, WARN
+
+LAYERS = ("bloom", "cache", "database")
+VERDICTS = (ALLOW, WARN, BLOCK)
+# Sub-millisecond buckets: the hot path answers in microseconds.
+LATENCY_BUCKETS = (
+    0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5,
+    0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class NodeGauges:
+    """Readings of this node's in-memory state, taken at scrape time."""
+
+    bloom_items: Callable[[], float]
+    bloom_capacity: Callable[[], float]
+    bloom_fill_ratio: Callable[[], float]
+    bloom_false_positive_rate: Callable[[], float]
+    cache_entries: Callable[[], float]
+    cache_hits: Callable[[], float]
+    cache_misses: Callable[[], float]
+
+
+class _NodeCollector(Collector):
+    def __init__(self, gauges: NodeGauges) -> None:
+        self.gauges = gauges
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        g = self.gauges
+        for name, doc, read in (
+            ("reputation_bloom_items", "Numbers in the Bloom filter", g.bloom_items),
+            ("reputation_bloom_capacity", "Design capacity of the Bloom filter", g.bloom_capacity),
+            ("reputation_bloom_fill_ratio", "Share of Bloom filter bits set", g.bloom_fill_ratio),
+            (
+                "reputation_bloom_false_positive_rate",
+                "Estimated false-positive rate of the Bloom filter, from its bits",
+                g.bloom_false_positive_rate,
+            ),
+            ("reputation_cache_entries", "Answers held in the hot cache", g.cache_entries),
+        ):
+            yield GaugeMetricFamily(name, doc, value=read())
+        yield CounterMetricFamily(
+            "reputation_cache_hits", "Lookups answered by the hot cache", value=g.cache_hits()
+        )
+        yield CounterMetricFamily(
+            "reputation_cache_misses",
+            "Lookups the hot cache could not answer",
+            value=g.cache_misses(),
+        )
+
+
+class Metrics:
+    """Every metric of one node, registered in its own registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.lookups = Counter(
+            "reputation_lookups",
+            "Lookups answered, by verdict and by the layer that answered",
+            ["layer", "verdict"],
+            registry=r,
+        )
+        self.lookup_by = {
+            (layer, verdict): self.lookups.labels(layer, verdict)
+            for layer in LAYERS
+            for verdict in VERDICTS
+        }
+        self.lookup_seconds = Histogram(
+            "reputation_lookup_duration_seconds",
+            "Time spent answering one lookup inside the service",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.lookup_errors = Counter(
+            "reputation_lookup_errors",
+            "Lookups refused because the input is not a usable number, by error code",
+            ["code"],
+            registry=r,
+        )
+        self.reports = Counter(
+            "reputation_reports",
+            "Reports accepted, by channel and category",
+            ["channel", "category"],
+            registry=r,
+        )
+        self.report_by = {
+            (channel, category): self.reports.labels(channel, category)
+            for channel in CHANNELS
+            for category in CATEGORIES
+        }
+        self.reports_rejected = Counter(
+            "reputation_reports_rejected",
+            "Reports refused, by channel and error code",
+            ["channel", "reason"],
+            registry=r,
+        )
+        self.database_errors = Counter(
+            "reputation_database_errors",
+            "Database calls that failed, by operation",
+            ["operation"],
+            registry=r,
+        )
+
+    def watch_node(self, gauges: NodeGauges) -> None:
+        """Expose the node's filter and cache readings."""
+        self.registry.register(_NodeCollector(gauges))

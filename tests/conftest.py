@@ -1,0 +1,147 @@
+"""Shared fixtures: a real PostgreSQL for the session, a fresh database per test.
+
+With ``REPUTATION_TEST_DATABASE_URL`` set, that server is used (the role needs
+CREATEDB); otherwise a throwaway embedded PostgreSQL is started for the run.
+Each test gets its own database, copied from a migrated template.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from reputation.app import create_app
+from reputation.embedded import EmbeddedPostgres
+from reputation.migrate import migrate
+from reputation.settings import Settings
+
+TEST_REPORTER_KEY = "test-reporter-key"
+
+
+def with_database(url: str, database: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + database))
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    """A PostgreSQL server for the whole run (an admin URL on it)."""
+    given = os.environ.get("REPUTATION_TEST_DATABASE_URL")
+    if given:
+        yield given
+        return
+    data_dir = Path(tempfile.mkdtemp(prefix="reputation-test-"))
+    data_dir.chmod(0o711)  # the server may run as another user (when tests run as root)
+    server = EmbeddedPostgres(data_dir, durable=False)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+async def _admin(url: str) -> asyncpg.Connection:
+    return await asyncpg.connect(url)
+
+
+@pytest.fixture(scope="session")
+def template_database(postgres_server_url: str) -> Iterator[str]:
+    """A database with every migration applied, copied for each test."""
+    name = f"reputation_template_{uuid.uuid4().hex[:10]}"
+
+    async def create() -> None:
+        admin = await _admin(postgres_server_url)
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+        conn = await asyncpg.connect(with_database(postgres_server_url, name))
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+
+    async def drop() -> None:
+        admin = await _admin(postgres_server_url)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+    asyncio.run(create())
+    yield name
+    asyncio.run(drop())
+
+
+@pytest.fixture
+async def database_url(postgres_server_url: str, template_database: str) -> AsyncIterator[str]:
+    """A fresh, migrated database of this test's own."""
+    name = f"reputation_test_{uuid.uuid4().hex[:12]}"
+    admin = await _admin(postgres_server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+        yield with_database(postgres_server_url, name)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+class FakeClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        database_url=database_url,
+        data_dir=tmp_path,
+        reporter_key=TEST_REPORTER_KEY,
+        bloom_capacity=10_000,
+        cache_size=1_000,
+    )
+
+
+AppFactory = Callable[..., web.Application]
+
+
+async def wait_ready(client: TestClient) -> None:
+    """Wait (at most 15 s) until the node has loaded its Bloom filter and sees Postgres."""
+    async with asyncio.timeout(15):
+        while (await client.get("/readyz")).status != 200:  # noqa: ASYNC110 (polls HTTP)
+            await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def client(
+    aiohttp_client: Callable[..., object], settings: Settings, clock: FakeClock
+) -> TestClient:
+    """A ready node of the real app, on the test's database, through real HTTP."""
+    test_client: TestClient = await aiohttp_client(create_app(settings, clock=clock))  # type: ignore[operator]
+    await wait_ready(test_client)
+    return test_client

@@ -1,0 +1,105 @@
+"""Applying every migration in order gives exactly the schema of ``sql/schema.sql``."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import asyncpg
+import pytest
+
+from reputation.migrate import migrate
+from reputation.queries import migrations, queries, schema
+from tests.conftest import with_database
+
+# Everything a schema is made of, as comparable text (names, types, defaults,
+# constraints, indexes, functions, triggers).
+DESCRIBE_SCHEMA = """
+SELECT 'column ' || table_name || '.' || column_name || ' ' || data_type || ' null='
+       || is_nullable || ' default=' || coalesce(column_default, '') || ' identity='
+       || is_identity
+FROM information_schema.columns WHERE table_schema = 'public'
+UNION ALL
+SELECT 'constraint ' || conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid)
+FROM pg_constraint WHERE connamespace = 'public'::regnamespace
+UNION ALL
+SELECT 'index ' || indexdef FROM pg_indexes WHERE schemaname = 'public'
+UNION ALL
+SELECT 'function ' || pg_get_functiondef(p.oid)
+FROM pg_proc p WHERE pronamespace = 'public'::regnamespace
+UNION ALL
+SELECT 'trigger ' || pg_get_triggerdef(oid) FROM pg_trigger WHERE NOT tgisinternal
+ORDER BY 1
+"""
+
+
+@pytest.fixture
+async def create_database(postgres_server_url: str) -> AsyncIterator[Callable[[], Awaitable[str]]]:
+    """Makes empty databases (their URLs), dropped after the test."""
+    admin = await asyncpg.connect(postgres_server_url)
+    names: list[str] = []
+
+    async def create() -> str:
+        names.append(f"reputation_empty_{uuid.uuid4().hex[:10]}")
+        await admin.execute(f'CREATE DATABASE "{names[-1]}"')
+        return with_database(postgres_server_url, names[-1])
+
+    yield create
+    for name in names:
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    await admin.close()
+
+
+@pytest.fixture
+async def empty_database(
+    create_database: Callable[[], Awaitable[str]],
+) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(await create_database())
+    yield conn
+    await conn.close()
+
+
+async def describe(conn: asyncpg.Connection) -> list[str]:
+    return [row[0] for row in await conn.fetch(DESCRIBE_SCHEMA)]
+
+
+async def test_migrations_give_schema_sql(
+    empty_database: asyncpg.Connection, create_database: Callable[[], Awaitable[str]]
+) -> None:
+    await migrate(empty_database)
+    from_schema = await asyncpg.connect(await create_database())
+    try:
+        await from_schema.execute(schema())
+        assert await describe(empty_database) == await describe(from_schema)
+    finally:
+        await from_schema.close()
+
+
+async def test_migrating_twice_applies_nothing(empty_database: asyncpg.Connection) -> None:
+    applied = await migrate(empty_database)
+    assert applied == [version for version, _, _ in migrations()]
+    assert await migrate(empty_database) == []
+
+
+async def test_concurrent_migrations_apply_each_version_once(
+    create_database: Callable[[], Awaitable[str]],
+) -> None:
+    url = await create_database()
+    conns = [await asyncpg.connect(url) for _ in range(3)]
+    try:
+        results = await asyncio.gather(*(migrate(conn) for conn in conns))
+    finally:
+        for conn in conns:
+            await conn.close()
+    applied = sorted(v for result in results for v in result)
+    assert applied == [version for version, _, _ in migrations()]
+
+
+async def test_every_named_query_is_valid_sql(empty_database: asyncpg.Connection) -> None:
+    await migrate(empty_database)
+    for name, sql in queries().items():
+        try:
+            await empty_database.prepare(sql)
+        except asyncpg.PostgresError as exc:  # pragma: no cover - the failure message
+            pytest.fail(f"query {name}: {exc}")
