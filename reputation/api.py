@@ -12,6 +12,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from reputation.appkeys import LOOKUPS, METRICS, SETTINGS, STORE
+from reputation.auth import requires
 from reputation.constants import CHANNELS, MAX_BATCH_NUMBERS
 from reputation.errors import BadRequest, InvalidNumber, PayloadTooLarge, ReputationError
 from reputation.lookup import Answer, answer_body
@@ -98,6 +99,7 @@ def _answer_json(request: web.Request, answer: Answer) -> dict[str, Any]:
     return answer_body(answer, judgement)
 
 
+@requires("lookup", "analyst")
 async def get_number(request: web.Request) -> web.Response:
     """``GET /v1/numbers/{number}``: is this number reported, and what should be done?"""
     started = time.perf_counter()
@@ -114,6 +116,7 @@ async def get_number(request: web.Request) -> web.Response:
     return response
 
 
+@requires("lookup", "analyst")
 async def post_lookups(request: web.Request) -> web.Response:
     """``POST /v1/lookups``: many numbers at once; a bad one does not fail the others."""
     body = await read_json_object(request)
@@ -150,6 +153,7 @@ async def post_lookups(request: web.Request) -> web.Response:
     return json_response({"results": results})
 
 
+@requires("report", "analyst")
 async def post_report(request: web.Request) -> web.Response:
     """``POST /v1/reports``: keep a report; a replayed Idempotency-Key counts nothing twice."""
     metrics = request.app[METRICS]

@@ -156,12 +156,12 @@ class Store:
             number_row = await conn.fetchrow(
                 sql["count_report"], report.e164, int(bool(new_reporter)), report.category, now
             )
-            await self._append_change(conn, report.e164, "report")
+            await self.append_change(conn, report.e164, "report")
         return RecordedReport(
             StoredReport.from_row(row), NumberRecord.from_row(number_row), replayed=False
         )
 
-    async def _append_change(self, conn: asyncpg.Connection, e164: str, kind: str) -> int:
+    async def append_change(self, conn: asyncpg.Connection, e164: str, kind: str) -> int:
         """Log a change in the caller's transaction and wake the other nodes at commit."""
         seq: int = await conn.fetchval(self.sql["append_change"], e164, kind)
         await conn.execute(self.sql["notify_changes"], str(seq))
