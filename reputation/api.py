@@ -11,6 +11,7 @@ import asyncpg
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from reputation import apipage, openapi
 from reputation.appkeys import LOOKUPS, METRICS, SETTINGS, STORE
 from reputation.auth import requires
 from reputation.constants import CHANNELS, MAX_BATCH_NUMBERS
@@ -207,3 +208,5 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/metrics", get_metrics)
     app.router.add_get("/healthz", get_healthz)
     app.router.add_get("/readyz", get_readyz)
+    app.router.add_get("/openapi.json", openapi.get_openapi)
+    app.router.add_get("/docs", apipage.get_api_page)

@@ -1,0 +1,616 @@
+"""The OpenAPI 3.1 description of the HTTP API, served at ``/openapi.json``.
+
+Written by hand, next to the code it describes, and kept true by
+``tests/integration/test_openapi.py``: every registered route (method and
+path) must be described here with the roles its handler declares
+(``x-roles``, from ``auth.requires``), every error code the service can send
+must be in ``ErrorCode``, and real answers must validate against the schemas.
+
+To describe a new route: add its operation to one of the ``*_PATHS`` tables
+below (or a new table of your concern, listed in ``PATHS``), reusing the
+helpers (``operation``, ``json_request``, ``json_response``, ``errors``).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any
+
+from aiohttp import web
+
+from reputation import __version__
+from reputation.constants import (
+    CATEGORIES,
+    CHANNELS,
+    MAX_BATCH_NUMBERS,
+    MAX_CONTENT_CHARS,
+    MAX_IDEMPOTENCY_KEY_CHARS,
+)
+from reputation.normalize import MAX_INPUT_CHARS
+
+Schema = dict[str, Any]
+
+# Every error code a client can receive in ``{"error": {"code": ...}}``. A test
+# collects the codes from the source and fails when one is missing here.
+ERROR_CODES = (
+    # The number could not be read (400).
+    "empty",
+    "input_too_long",
+    "too_long",
+    "invalid_characters",
+    "multiple_numbers",
+    "short_code",
+    "alphanumeric_sender_id",
+    "invalid_number",
+    # The request is malformed (400).
+    "bad_request",
+    "invalid_json",
+    "invalid_field",
+    "missing_field",
+    "invalid_channel",
+    "invalid_category",
+    "content_too_long",
+    "self_report",
+    "invalid_idempotency_key",
+    # Other statuses.
+    "not_found",
+    "method_not_allowed",
+    "idempotency_conflict",
+    "payload_too_large",
+    "batch_too_large",
+    "uri_too_long",
+    "unsupported_media_type",
+    "headers_too_large",
+    "http_error",
+    "unavailable",
+    "database_unavailable",
+    "internal_error",
+)
+
+VERDICTS = ("allow", "warn", "block")
+NUMBER_STATUSES = ("reported", "confirmed", "cleared", "allowlisted")
+# The reasons a verdict can give (``verdict.judge``).
+VERDICT_REASONS = (
+    "few_reports",
+    "reported_by_several",
+    "reported_by_many",
+    "confirmed",
+    "cleared",
+    "allowlisted",
+)
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def nullable(schema: Schema) -> Schema:
+    """``schema`` or JSON ``null`` (OpenAPI 3.1 spells it as a type list)."""
+    return {"oneOf": [schema, {"type": "null"}]}
+
+
+SCHEMAS: dict[str, Schema] = {
+    "E164": {
+        "type": "string",
+        "pattern": r"^\+[1-9][0-9]{6,14}$",
+        "description": "A phone number in E.164 form: '+', country code, national number.",
+        "examples": ["+84912345678"],
+    },
+    "WrittenNumber": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MAX_INPUT_CHARS,
+        "description": (
+            "A phone number as people write it: '0912 345 678', '+84 912-345-678', "
+            "'0084912345678', 'tel:0912345678', full-width digits... Numbers without a "
+            "country code are read in the service's region (REPUTATION_REGION, default VN)."
+        ),
+        "examples": ["0912 345 678"],
+    },
+    "Verdict": {
+        "type": "string",
+        "enum": list(VERDICTS),
+        "description": "What a carrier or app should do with a call or message from the number.",
+    },
+    "Channel": {
+        "type": "string",
+        "enum": list(CHANNELS),
+        "description": "Where a report came from.",
+    },
+    "Category": {
+        "type": "string",
+        "enum": list(CATEGORIES),
+        "description": "What a report says about the number.",
+    },
+    "ErrorCode": {
+        "type": "string",
+        "enum": list(ERROR_CODES),
+        "description": "Machine-readable reason of an error; the message is for people.",
+    },
+    "Error": {
+        "type": "object",
+        "description": "Every error answer (4xx and 5xx) has this shape.",
+        "required": ["error"],
+        "additionalProperties": False,
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": ref("ErrorCode"),
+                    "message": {"type": "string", "minLength": 1},
+                    "field": {
+                        "type": "string",
+                        "description": "The request field the error is about, when there is one.",
+                    },
+                },
+            }
+        },
+        "examples": [
+            {
+                "error": {
+                    "code": "invalid_characters",
+                    "message": "The number contains letters or symbols that are not part "
+                    "of a number.",
+                    "field": "number",
+                }
+            }
+        ],
+    },
+    "NumberAnswer": {
+        "type": "object",
+        "description": "What is known about one number, and the verdict.",
+        "required": [
+            "number",
+            "reported",
+            "verdict",
+            "score",
+            "reports",
+            "reporters",
+            "categories",
+            "status",
+            "first_reported_at",
+            "last_reported_at",
+            "reasons",
+        ],
+        "additionalProperties": False,
+        "properties": {
+            "number": ref("E164"),
+            "reported": {"type": "boolean", "description": "At least one report was counted."},
+            "verdict": ref("Verdict"),
+            "score": {"type": "number", "minimum": 0, "maximum": 1},
+            "reports": {"type": "integer", "minimum": 0, "description": "Reports counted."},
+            "reporters": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Distinct people who reported the number.",
+            },
+            "categories": {
+                "type": "object",
+                "description": "Reports by category.",
+                "propertyNames": ref("Category"),
+                "additionalProperties": {"type": "integer", "minimum": 0},
+            },
+            "status": nullable({"type": "string", "enum": list(NUMBER_STATUSES)}),
+            "first_reported_at": nullable({"type": "string", "format": "date-time"}),
+            "last_reported_at": nullable({"type": "string", "format": "date-time"}),
+            "reasons": {
+                "type": "array",
+                "items": {"type": "string", "enum": list(VERDICT_REASONS)},
+                "description": "Why the verdict is what it is.",
+            },
+        },
+    },
+    "LookupEntryError": {
+        "type": "object",
+        "description": "A batch entry that is not a usable number; the other entries are answered.",
+        "required": ["input", "error"],
+        "additionalProperties": False,
+        "properties": {
+            "input": {"description": "The entry as sent."},
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "additionalProperties": False,
+                "properties": {
+                    "code": ref("ErrorCode"),
+                    "message": {"type": "string", "minLength": 1},
+                },
+            },
+        },
+    },
+    "BatchLookupRequest": {
+        "type": "object",
+        "required": ["numbers"],
+        "properties": {
+            "numbers": {
+                "type": "array",
+                "maxItems": MAX_BATCH_NUMBERS,
+                "items": ref("WrittenNumber"),
+                "description": (
+                    "The numbers to look up. An entry that is not a usable number (or not a "
+                    "string) gets its own error in the answer; it does not fail the batch."
+                ),
+            }
+        },
+    },
+    "BatchLookupAnswer": {
+        "type": "object",
+        "required": ["results"],
+        "additionalProperties": False,
+        "properties": {
+            "results": {
+                "type": "array",
+                "maxItems": MAX_BATCH_NUMBERS,
+                "description": "One entry per number asked, in the same order.",
+                "items": {"oneOf": [ref("NumberAnswer"), ref("LookupEntryError")]},
+            }
+        },
+    },
+    "ReportRequest": {
+        "type": "object",
+        "required": ["number"],
+        "description": "Other fields are ignored.",
+        "properties": {
+            "number": ref("WrittenNumber"),
+            "reporter": nullable(ref("WrittenNumber")),
+            "channel": nullable(ref("Channel")),
+            "category": nullable(ref("Category")),
+            "content": nullable(
+                {
+                    "type": "string",
+                    "maxLength": MAX_CONTENT_CHARS,
+                    "description": "What happened, in the reporter's words (trimmed).",
+                }
+            ),
+        },
+    },
+    "Report": {
+        "type": "object",
+        "required": ["id", "number", "channel", "category", "content", "received_at"],
+        "additionalProperties": False,
+        "properties": {
+            "id": {"type": "integer", "minimum": 1},
+            "number": ref("E164"),
+            "channel": ref("Channel"),
+            "category": ref("Category"),
+            "content": nullable({"type": "string", "maxLength": MAX_CONTENT_CHARS}),
+            "received_at": {"type": "string", "format": "date-time"},
+        },
+    },
+    "ReportAnswer": {
+        "type": "object",
+        "required": ["report", "number"],
+        "additionalProperties": False,
+        "properties": {
+            "report": ref("Report"),
+            "number": ref("NumberAnswer"),
+        },
+    },
+    "Health": {
+        "type": "object",
+        "required": ["status"],
+        "additionalProperties": False,
+        "properties": {"status": {"type": "string", "enum": ["alive"]}},
+    },
+    "Readiness": {
+        "type": "object",
+        "required": ["status", "bloom_filter", "database"],
+        "additionalProperties": False,
+        "properties": {
+            "status": {"type": "string", "enum": ["ready", "not_ready"]},
+            "bloom_filter": {"type": "string", "enum": ["loaded", "loading"]},
+            "database": {"type": "string", "enum": ["up", "down"]},
+        },
+    },
+}
+
+PARAMETERS: dict[str, Schema] = {
+    "Number": {
+        "name": "number",
+        "in": "path",
+        "required": True,
+        "description": "The number in any written form, URL-encoded ('%2B84912345678').",
+        "schema": ref("WrittenNumber"),
+    },
+    "IdempotencyKey": {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": False,
+        "description": (
+            "Makes a retry safe: the same key with the same body returns the first report "
+            "(200) and counts nothing twice; with another body it is refused (409)."
+        ),
+        "schema": {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY_CHARS},
+    },
+}
+
+REQUEST_ID_HEADER = {
+    "X-Request-Id": {
+        "description": "The request id also written in the service's log.",
+        "schema": {"type": "string", "maxLength": 64},
+    }
+}
+
+
+def json_request(schema_name: str, description: str = "") -> Schema:
+    return {
+        "required": True,
+        "description": description,
+        "content": {"application/json": {"schema": ref(schema_name)}},
+    }
+
+
+def json_response(description: str, schema: Schema) -> Schema:
+    return {
+        "description": description,
+        "headers": REQUEST_ID_HEADER,
+        "content": {"application/json": {"schema": schema}},
+    }
+
+
+def text_response(description: str, media_type: str) -> Schema:
+    return {
+        "description": description,
+        "headers": REQUEST_ID_HEADER,
+        "content": {media_type: {"schema": {"type": "string"}}},
+    }
+
+
+def errors(**by_status: str) -> dict[str, Schema]:
+    """Error answers by status (``e400="codes ..."``), plus the default error shape."""
+    found = {
+        status.removeprefix("e"): json_response(description, ref("Error"))
+        for status, description in by_status.items()
+    }
+    found["default"] = json_response(
+        "Any other error (404 not_found, 405 method_not_allowed, 500 internal_error, ...).",
+        ref("Error"),
+    )
+    return found
+
+
+def operation(
+    operation_id: str,
+    summary: str,
+    description: str,
+    *,
+    tag: str,
+    roles: tuple[str, ...] | None,
+    responses: dict[str, Schema],
+    parameters: list[Schema] | None = None,
+    request: Schema | None = None,
+) -> Schema:
+    """One operation; ``roles=None`` marks a public route (no API key)."""
+    found: Schema = {
+        "operationId": operation_id,
+        "summary": summary,
+        "description": description,
+        "tags": [tag],
+    }
+    if roles is None:
+        found["security"] = []
+    else:
+        # ``admin`` may call everything (auth.requires adds it).
+        found["security"] = [{"apiKey": []}]
+        found["x-roles"] = sorted({*roles, "admin"})
+    if parameters:
+        found["parameters"] = parameters
+    if request is not None:
+        found["requestBody"] = request
+    found["responses"] = responses
+    return found
+
+
+NUMBER_PARAMETER = {"$ref": "#/components/parameters/Number"}
+NUMBER_ERRORS = "The number cannot be read: empty, input_too_long, too_long, invalid_characters, "
+NUMBER_ERRORS += "multiple_numbers, short_code, alphanumeric_sender_id, invalid_number."
+
+LOOKUP_PATHS: dict[str, Schema] = {
+    "/v1/numbers/{number}": {
+        "get": operation(
+            "lookupNumber",
+            "Look up one number",
+            "Is this number reported, and what should be done with its call? Answered from "
+            "memory in microseconds for almost every number; a number nobody reported is "
+            "`allow` with `reported: false`.",
+            tag="lookups",
+            roles=("lookup", "analyst"),
+            parameters=[NUMBER_PARAMETER],
+            responses={
+                "200": json_response("The answer.", ref("NumberAnswer")),
+                **errors(e400=NUMBER_ERRORS, e503="database_unavailable: retry later."),
+            },
+        )
+    },
+    "/v1/lookups": {
+        "post": operation(
+            "lookupNumbers",
+            "Look up many numbers at once",
+            f"At most {MAX_BATCH_NUMBERS} numbers; answers in the same order. A bad entry gets "
+            "its own error and does not fail the others.",
+            tag="lookups",
+            roles=("lookup", "analyst"),
+            request=json_request("BatchLookupRequest"),
+            responses={
+                "200": json_response("One answer or error per number.", ref("BatchLookupAnswer")),
+                **errors(
+                    e400="invalid_json, invalid_field ('numbers' is not a list).",
+                    e413="batch_too_large, payload_too_large.",
+                    e503="database_unavailable: retry later.",
+                ),
+            },
+        )
+    },
+}
+
+REPORT_PATHS: dict[str, Schema] = {
+    "/v1/reports": {
+        "post": operation(
+            "submitReport",
+            "Report a number",
+            "Keeps the report (the reporter's number only as a keyed hash) and answers with the "
+            "number's new aggregate. Send an `Idempotency-Key` to retry safely.",
+            tag="reports",
+            roles=("report", "analyst"),
+            parameters=[{"$ref": "#/components/parameters/IdempotencyKey"}],
+            request=json_request("ReportRequest"),
+            responses={
+                "201": json_response("The report was kept.", ref("ReportAnswer")),
+                "200": json_response(
+                    "A replay of an earlier Idempotency-Key: the first report, counted once.",
+                    ref("ReportAnswer"),
+                ),
+                **errors(
+                    e400=NUMBER_ERRORS.removesuffix(".")
+                    + " (with 'field'); invalid_json, invalid_field, missing_field, "
+                    "invalid_channel, invalid_category, content_too_long, self_report, "
+                    "invalid_idempotency_key.",
+                    e409="idempotency_conflict: the key was used for another report.",
+                    e413="payload_too_large.",
+                    e503="database_unavailable: nothing was kept; retry later.",
+                ),
+            },
+        )
+    },
+}
+
+OPERATIONS_PATHS: dict[str, Schema] = {
+    "/metrics": {
+        "get": operation(
+            "metrics",
+            "Prometheus metrics of this node",
+            "Text exposition format; no label ever carries a phone number.",
+            tag="operations",
+            roles=None,
+            responses={
+                "200": text_response("The metrics.", "text/plain"),
+                **errors(),
+            },
+        )
+    },
+    "/healthz": {
+        "get": operation(
+            "health",
+            "Is the process alive",
+            "Liveness: 200 as long as the process answers HTTP.",
+            tag="operations",
+            roles=None,
+            responses={"200": json_response("Alive.", ref("Health")), **errors()},
+        )
+    },
+    "/readyz": {
+        "get": operation(
+            "readiness",
+            "Can this node answer lookups",
+            "Readiness: 200 once the Bloom filter is loaded and PostgreSQL answers.",
+            tag="operations",
+            roles=None,
+            responses={
+                "200": json_response("Ready.", ref("Readiness")),
+                "503": json_response("Not ready yet.", ref("Readiness")),
+                **errors(),
+            },
+        )
+    },
+}
+
+DOCUMENTATION_PATHS: dict[str, Schema] = {
+    "/openapi.json": {
+        "get": operation(
+            "openapi",
+            "This description",
+            "The OpenAPI 3.1 description of the API, as JSON.",
+            tag="documentation",
+            roles=None,
+            responses={
+                "200": {
+                    "description": "The OpenAPI document.",
+                    "headers": REQUEST_ID_HEADER,
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+                **errors(),
+            },
+        )
+    },
+    "/docs": {
+        "get": operation(
+            "apiPage",
+            "The API, as a page to read",
+            "This description rendered as HTML by the service itself (no external assets).",
+            tag="documentation",
+            roles=None,
+            responses={"200": text_response("The page.", "text/html"), **errors()},
+        )
+    },
+}
+
+# Every table of paths; a new concern adds its own table here.
+PATHS: tuple[dict[str, Schema], ...] = (
+    LOOKUP_PATHS,
+    REPORT_PATHS,
+    OPERATIONS_PATHS,
+    DOCUMENTATION_PATHS,
+)
+
+TAGS = [
+    {"name": "lookups", "description": "Carriers and apps asking about a caller."},
+    {"name": "reports", "description": "Citizens, operators and carriers reporting numbers."},
+    {"name": "operations", "description": "Health, readiness and metrics for operators."},
+    {"name": "documentation", "description": "This description and the pages made from it."},
+]
+
+DESCRIPTION = """\
+Scam phone number reputation: report intake and sub-millisecond lookups.
+
+Every number may be written as people write it (`0912 345 678`, `+84 912-345-678`,
+`tel:0912345678`); answers use E.164 (`+84912345678`). Every error is
+`{"error": {"code", "message"}}` with a 4xx or 5xx status; the `code` is the
+contract (see `ErrorCode`), the message is for people. Each operation lists the
+roles of API key that may call it (`x-roles`).
+"""
+
+
+@cache
+def spec() -> Schema:
+    """The whole OpenAPI document."""
+    paths: dict[str, Schema] = {}
+    for table in PATHS:
+        for path, item in table.items():
+            if path in paths:
+                raise ValueError(f"{path} is described twice")
+            paths[path] = item
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "reputation",
+            "version": __version__,
+            "summary": "Scam phone number reputation service",
+            "description": DESCRIPTION,
+            "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
+        },
+        "tags": TAGS,
+        "paths": paths,
+        "components": {
+            "schemas": SCHEMAS,
+            "parameters": PARAMETERS,
+            "securitySchemes": {
+                "apiKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An API key: `Authorization: Bearer <key>`.",
+                }
+            },
+        },
+    }
+
+
+@cache
+def spec_bytes() -> bytes:
+    return json.dumps(spec(), ensure_ascii=False, indent=1).encode()
+
+
+async def get_openapi(request: web.Request) -> web.Response:
+    """``GET /openapi.json``: the OpenAPI description of this API."""
+    return web.Response(body=spec_bytes(), content_type="application/json", charset="utf-8")
