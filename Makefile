@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 .PHONY: run test lint format bench
 
 run:
-	python3 -m venv $(VENV) && $(BIN)/pip install -q . && $(BIN)/reputation serve
+	python3 -m venv $(VENV) && $(BIN)/pip install -q . && $(BIN)/reputation serve --no-auth
 
 test:
 	python3 -m venv $(VENV) && $(BIN)/pip install -q -e '.[test]' && $(BIN)/pytest

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
@@ -12,8 +13,8 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from reputation import apipage, openapi
-from reputation.appkeys import LOOKUPS, METRICS, SETTINGS, STORE
-from reputation.auth import requires
+from reputation.appkeys import GUARD, LOOKUPS, METRICS, SETTINGS, STORE
+from reputation.auth import public, requires
 from reputation.constants import CHANNELS, MAX_BATCH_NUMBERS
 from reputation.errors import BadRequest, InvalidNumber, PayloadTooLarge, ReputationError
 from reputation.lookup import Answer, answer_body
@@ -43,8 +44,19 @@ def json_response(body: Any, status: int = 200) -> web.Response:
     return web.json_response(body, status=status, dumps=_dumps)
 
 
-def error_response(status: int, error: dict[str, Any]) -> web.Response:
-    return json_response({"error": error}, status=status)
+# Refusals after which the rest of the request is not worth reading: close.
+_CLOSE_AFTER = frozenset({408, 413, 414})
+
+
+def error_response(
+    status: int, error: dict[str, Any], headers: Mapping[str, str] | None = None
+) -> web.Response:
+    response = json_response({"error": error}, status=status)
+    if headers:
+        response.headers.update(headers)
+    if status in _CLOSE_AFTER:
+        response.force_close()
+    return response
 
 
 @web.middleware
@@ -54,7 +66,7 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
         response: web.StreamResponse = await handler(request)
         return response
     except ReputationError as exc:
-        return error_response(exc.status, exc.to_dict())
+        return error_response(exc.status, exc.to_dict(), exc.headers)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -128,6 +140,8 @@ async def post_lookups(request: web.Request) -> web.Response:
         raise PayloadTooLarge(
             f"At most {MAX_BATCH_NUMBERS} numbers per batch.", code="batch_too_large"
         )
+    # The call itself paid for one number: a batch costs one per number.
+    request.app[GUARD].charge(request, max(0, len(numbers) - 1))
     region = _region(request)
     metrics = request.app[METRICS]
     parsed: list[str | dict[str, Any]] = []
@@ -164,6 +178,7 @@ async def post_report(request: web.Request) -> web.Response:
         if body.get("channel") in CHANNELS:
             channel = body["channel"]
         report = parse_report(body, _region(request), request.headers.get("Idempotency-Key"))
+        request.app[GUARD].limit_reporter(report.reporter, report.channel)
     except ReputationError as exc:
         metrics.reports_rejected.labels(channel, exc.code).inc()
         raise
@@ -177,17 +192,20 @@ async def post_report(request: web.Request) -> web.Response:
     return json_response(body, status=200 if recorded.replayed else 201)
 
 
+@public
 async def get_metrics(request: web.Request) -> web.Response:
     """``GET /metrics``: Prometheus text exposition of this node."""
     body = generate_latest(request.app[METRICS].registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
+@public
 async def get_healthz(request: web.Request) -> web.Response:
     """``GET /healthz``: the process is alive."""
     return json_response({"status": "alive"})
 
 
+@public
 async def get_readyz(request: web.Request) -> web.Response:
     """``GET /readyz``: 200 once the Bloom filter is loaded and Postgres answers."""
     loaded = request.app[LOOKUPS].loaded
@@ -197,7 +215,10 @@ async def get_readyz(request: web.Request) -> web.Response:
         "status": "ready" if ready else "not_ready",
         "bloom_filter": "loaded" if loaded else "loading",
         "database": "up" if database else "down",
+        "auth": "on" if request.app[SETTINGS].auth else "off",
     }
+    if not request.app[SETTINGS].auth:
+        body["warning"] = "authentication is off: anyone who can reach this node may call it"
     return json_response(body, status=200 if ready else 503)
 
 

@@ -13,6 +13,7 @@ from functools import cache
 
 from aiohttp import web
 
+from reputation.auth import public
 from reputation.openapi import Schema, spec
 
 _CODE = re.compile(r"`([^`]+)`")
@@ -193,6 +194,7 @@ def render() -> str:
     )
 
 
+@public
 async def get_api_page(request: web.Request) -> web.Response:
     """``GET /docs``: the API description as a page."""
     return web.Response(text=render(), content_type="text/html", charset="utf-8")

@@ -10,9 +10,15 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from reputation import api
-from reputation.appkeys import CLOCK, LOOKUPS, METRICS, SETTINGS, STORE
-from reputation.constants import MAX_BODY_BYTES
-from reputation.logs import request_id_middleware
+from reputation.appkeys import CLOCK, GUARD, LOOKUPS, METRICS, SETTINGS, STORE
+from reputation.auth import Guard, is_loopback, security_middleware
+from reputation.constants import (
+    MAX_BODY_BYTES,
+    MAX_HEADER_BYTES,
+    MAX_HEADERS,
+    MAX_REQUEST_LINE_BYTES,
+)
+from reputation.logs import install_request_text_filter, request_id_middleware
 from reputation.lookup import Lookups
 from reputation.metrics import Metrics
 from reputation.migrate import migrate
@@ -30,16 +36,51 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     """A node of the service for ``settings.database_url`` (which must be set)."""
     if not settings.database_url:
         raise ValueError("create_app needs settings.database_url; `reputation serve` sets it")
+    check_auth_setting(settings)
+    install_request_text_filter()
+    metrics = Metrics()
+    guard = Guard(settings, metrics)
     app = web.Application(
-        middlewares=[request_id_middleware, api.error_middleware], client_max_size=MAX_BODY_BYTES
+        middlewares=[request_id_middleware, api.error_middleware, security_middleware(guard)],
+        client_max_size=MAX_BODY_BYTES,
+        handler_args={
+            # A connection idle, or still sending its request headers, is closed
+            # after this (aiohttp's keep-alive timer also runs while headers arrive).
+            "keepalive_timeout": settings.idle_timeout,
+            "max_line_size": MAX_REQUEST_LINE_BYTES,
+            "max_field_size": MAX_HEADER_BYTES,
+            "max_headers": MAX_HEADERS,
+            # Compressed request bodies are not unpacked: JSON this small gains
+            # nothing from it, and a small zip bomb would cost us the inflating.
+            "auto_decompress": False,
+        },
     )
     app[SETTINGS] = settings
     app[CLOCK] = clock
-    app[METRICS] = Metrics()
+    app[METRICS] = metrics
+    app[GUARD] = guard
     api.setup_routes(app)
     app.cleanup_ctx.append(database)
+    app.cleanup_ctx.append(api_keys)
     app.cleanup_ctx.append(lookup_state)
     return app
+
+
+def check_auth_setting(settings: Settings) -> None:
+    """Authentication may be off only on a loopback address, and never silently."""
+    if settings.auth:
+        return
+    if not is_loopback(settings.host):
+        raise ValueError(
+            f"authentication can be off (REPUTATION_AUTH=off, --no-auth) only when listening "
+            f"on a loopback address, not on {settings.host!r}; create API keys with "
+            "`reputation keys create` instead"
+        )
+    logger.warning(
+        "AUTHENTICATION IS OFF: no API key is checked; anyone who can reach %s may look up, "
+        "report and change anything. Never run like this on a shared or public network.",
+        settings.host,
+    )
 
 
 async def database(app: web.Application) -> AsyncIterator[None]:
@@ -52,6 +93,30 @@ async def database(app: web.Application) -> AsyncIterator[None]:
         key = await Store.load_reporter_key(pool, settings.reporter_key)
         app[STORE] = Store(pool, key, app[CLOCK])
         yield
+
+
+async def api_keys(app: web.Application) -> AsyncIterator[None]:
+    """The active API keys in memory, re-read on each change (NOTIFY) and on a timer."""
+    settings, guard = app[SETTINGS], app[GUARD]
+    if not settings.auth:
+        yield
+        return
+    assert settings.database_url is not None
+    await guard.ring.reload(app[STORE])
+    logger.info("API keys loaded: %d active", len(guard.ring))
+    if not guard.ring:
+        logger.warning(
+            "no API key exists yet: every protected call will get 401; create one with "
+            "`reputation keys create --role admin --name NAME`"
+        )
+    if not guard.gateway_secrets:
+        logger.warning("REPUTATION_SMS_GATEWAY_SECRET is unset: the SMS webhook refuses calls")
+    watching = asyncio.get_running_loop().create_task(
+        guard.ring.watch(app[STORE], settings.database_url, settings.key_refresh_interval)
+    )
+    yield
+    watching.cancel()
+    await asyncio.gather(watching, return_exceptions=True)
 
 
 async def lookup_state(app: web.Application) -> AsyncIterator[None]:

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from aiohttp import web
 
+from reputation.auth import Guard
 from reputation.lookup import Lookups
 from reputation.metrics import Metrics
 from reputation.settings import Settings
@@ -16,4 +17,5 @@ SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", Metrics)
 STORE = web.AppKey("store", Store)
 LOOKUPS = web.AppKey("lookups", Lookups)
+GUARD = web.AppKey("guard", Guard)
 CLOCK = web.AppKey[Callable[[], datetime]]("clock")

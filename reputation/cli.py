@@ -1,4 +1,4 @@
-"""The ``reputation`` command: serve, migrate, lookup, report.
+"""The ``reputation`` command: serve, migrate, lookup, report, keys.
 
 Every setting is a flag here and a ``REPUTATION_*`` environment variable; the
 flag wins. ``--help`` shows the variable of each flag.
@@ -21,15 +21,17 @@ import asyncpg
 from aiohttp import web
 
 from reputation import embedded
-from reputation.app import create_app, utc_now
-from reputation.constants import CATEGORIES, CHANNELS, DEFAULT_CATEGORY
+from reputation.apikeys import SHOWN_KEY_CHARS, ApiKeyRecord, key_hash, new_key
+from reputation.app import check_auth_setting, create_app, utc_now
+from reputation.constants import CATEGORIES, CHANNELS, DEFAULT_CATEGORY, ROLES
 from reputation.errors import ReputationError
+from reputation.limits import parse_rate
 from reputation.logs import AccessLogger, setup_logging
 from reputation.lookup import Answer, answer_body
 from reputation.migrate import migrate
 from reputation.normalize import normalize
 from reputation.reports import parse_report
-from reputation.settings import Settings, env_name, parse_value
+from reputation.settings import Settings, env_name, parse_value, value_type
 from reputation.store import Store, create_pool
 from reputation.verdict import judge
 
@@ -57,6 +59,14 @@ def add_settings_flags(parser: argparse.ArgumentParser) -> None:
             metavar=field.name.upper(),
             help=f"{field.metadata['help']} [env {env_name(field.name)}]",
         )
+        if value_type(hint) is bool:
+            group.add_argument(
+                "--no-" + field.name.replace("_", "-"),
+                dest=field.name,
+                action="store_const",
+                const=False,
+                help=f"same as --{field.name.replace('_', '-')} off",
+            )
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -87,6 +97,26 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--reporter", help="number of the person reporting (kept hashed)")
     report.add_argument("--content", help="what happened, in the reporter's words")
     add_settings_flags(report)
+
+    keys = commands.add_parser("keys", help="create, list and revoke API keys")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    create = key_commands.add_parser(
+        "create", help="create an API key and print it (alone, on the last line)"
+    )
+    create.add_argument("--role", choices=ROLES, required=True, help="what the key may do")
+    create.add_argument("--name", required=True, help="who holds the key, e.g. 'Carrier X switch'")
+    create.add_argument(
+        "--rate", help="this key's own rate limit (COUNT/PERIOD or off) instead of its role's"
+    )
+    add_settings_flags(create)
+    listing = key_commands.add_parser("list", help="list API keys (never their secrets)")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    add_settings_flags(listing)
+    revoke = key_commands.add_parser(
+        "revoke", help="revoke an API key; every node refuses it within a second"
+    )
+    revoke.add_argument("id", type=int, help="the key's id (from `reputation keys list`)")
+    add_settings_flags(revoke)
     return parser
 
 
@@ -102,17 +132,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             serve(settings)
             return 0
-        return asyncio.run(COMMANDS[args.command](settings, args))
+        command = args.command if args.command != "keys" else f"keys {args.keys_command}"
+        return asyncio.run(COMMANDS[command](settings, args))
     except ReputationError as exc:
         print(json.dumps({"error": exc.to_dict()}, ensure_ascii=False), file=sys.stderr)
         return 1
     except embedded.EmbeddedPostgresError as exc:
         print(f"reputation: {exc}", file=sys.stderr)
         return 1
+    except ValueError as exc:  # a setting that cannot work (e.g. auth off on a public address)
+        print(f"reputation: {exc}", file=sys.stderr)
+        return 2
 
 
 def serve(settings: Settings) -> None:
     logger.info("settings: %s", settings.describe())
+    check_auth_setting(settings)  # before starting anything
     with embedded.database_url(settings.database_url, settings.data_dir) as url:
         app = create_app(dataclasses.replace(settings, database_url=url))
         web.run_app(
@@ -176,4 +211,68 @@ async def run_report(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"migrate": run_migrate, "lookup": run_lookup, "report": run_report}
+async def run_keys_create(settings: Settings, args: argparse.Namespace) -> int:
+    name = args.name.strip()
+    if not 0 < len(name) <= 200:
+        print("reputation: --name must be 1 to 200 characters", file=sys.stderr)
+        return 2
+    rate = None
+    if args.rate is not None:
+        try:
+            parsed = parse_rate(args.rate)
+        except ValueError as exc:
+            print(f"reputation: --rate: {exc}", file=sys.stderr)
+            return 2
+        rate = str(parsed) if parsed is not None else "off"
+    key = new_key()
+    async with open_store(settings) as store:
+        row = await store.create_api_key(
+            name, args.role, key_hash(key), key[:SHOWN_KEY_CHARS], rate
+        )
+    record = ApiKeyRecord.from_row(row)
+    print(
+        f"created API key {record.id} ({record.role}, {record.name!r}); "
+        "store it now: it is not kept and cannot be shown again:"
+    )
+    print(key)
+    return 0
+
+
+async def run_keys_list(settings: Settings, args: argparse.Namespace) -> int:
+    async with open_store(settings) as store:
+        records = [ApiKeyRecord.from_row(row) for row in await store.list_api_keys()]
+    if args.json:
+        for record in records:
+            print(json.dumps(record.to_json(), ensure_ascii=False))
+        return 0
+    print(
+        f"{'id':>5}  {'role':<11}  {'key':<11}  {'rate':<10}  {'created':<20}  {'state':<8}  name"
+    )
+    for r in records:
+        state = "revoked" if r.revoked_at else "active"
+        print(
+            f"{r.id:>5}  {r.role:<11}  {r.key_prefix + '...':<11}  {r.rate_limit or 'role':<10}  "
+            f"{r.created_at:%Y-%m-%d %H:%M:%S}  {state:<8}  {r.name}"
+        )
+    return 0
+
+
+async def run_keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    async with open_store(settings) as store:
+        row = await store.revoke_api_key(args.id)
+    if row is None:
+        print(f"reputation: no API key has id {args.id}", file=sys.stderr)
+        return 1
+    record = ApiKeyRecord.from_row(row)
+    print(f"revoked API key {record.id} ({record.role}, {record.name!r})")
+    return 0
+
+
+COMMANDS = {
+    "migrate": run_migrate,
+    "lookup": run_lookup,
+    "report": run_report,
+    "keys create": run_keys_create,
+    "keys list": run_keys_list,
+    "keys revoke": run_keys_revoke,
+}

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+# What an API key may do; each handler declares the roles it allows (auth.requires).
+ROLES = ("lookup", "report", "sms_gateway", "analyst", "admin")
+
 # Where a report came from. Metrics are labelled by these, so the set is closed.
 CHANNELS = ("sms", "call_center", "app", "carrier", "api")
 
@@ -26,3 +29,21 @@ MAX_WARM_NUMBERS = 10_000
 
 # Channel for LISTEN/NOTIFY wake-ups of the change feed.
 NOTIFY_CHANNEL = "reputation_changes"
+
+# Channel for LISTEN/NOTIFY wake-ups when API keys are created or revoked.
+API_KEYS_CHANNEL = "reputation_api_keys"
+
+# Longest URL (path and query) answered; lookups need well under 300 characters.
+# Longer ones up to MAX_REQUEST_LINE_BYTES get a JSON 414; beyond that the HTTP
+# parser drops the connection with a plain 400 before any of our code runs.
+MAX_URL_CHARS = 2048
+MAX_REQUEST_LINE_BYTES = 8190
+# Longest single header line and most headers per request (HTTP parser limits:
+# bearer keys and gateway signatures are under 100 bytes, browsers send ~15 headers).
+MAX_HEADER_BYTES = 8190
+MAX_HEADERS = 64
+
+# Rate-limit buckets a node keeps: one per API key (few), one per reporter number
+# or client address (many; the least recently used are forgotten past this).
+MAX_KEY_BUCKETS = 100_000
+MAX_REPORTER_BUCKETS = 100_000

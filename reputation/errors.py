@@ -8,6 +8,7 @@ default human message. ``api.error_middleware`` turns it into
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 
@@ -17,11 +18,20 @@ class ReputationError(Exception):
     status: ClassVar[int] = 500
     code: str = "internal_error"
 
-    def __init__(self, message: str | None = None, *, code: str | None = None, **extra: Any):
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        code: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        **extra: Any,
+    ):
         if code is not None:
             self.code = code
         self.message = message or (self.__doc__ or "").strip()
         self.extra = extra
+        # HTTP headers the answer must carry (Retry-After, WWW-Authenticate).
+        self.headers: Mapping[str, str] = headers or {}
         super().__init__(self.message)
 
     def to_dict(self) -> dict[str, Any]:
@@ -92,3 +102,38 @@ class Unavailable(ReputationError):
 
     status = 503
     code = "unavailable"
+
+
+class Unauthorized(ReputationError):
+    """This call needs an API key: send it as "Authorization: Bearer <key>"."""
+
+    status = 401
+    code = "missing_api_key"
+
+
+class Forbidden(ReputationError):
+    """The API key's role does not allow this call."""
+
+    status = 403
+    code = "forbidden"
+
+
+class RequestTimeout(ReputationError):
+    """The request body did not arrive in time."""
+
+    status = 408
+    code = "request_timeout"
+
+
+class UriTooLong(ReputationError):
+    """The request URL is too long."""
+
+    status = 414
+    code = "uri_too_long"
+
+
+class TooManyRequests(ReputationError):
+    """Too many requests; retry after the number of seconds in ``Retry-After``."""
+
+    status = 429
+    code = "rate_limited"

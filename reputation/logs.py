@@ -1,7 +1,10 @@
 """Logging set-up and the access log.
 
 Logs carry request ids and route patterns, never phone numbers: the access
-log writes ``/v1/numbers/{number}``, not the path that was asked for.
+log writes ``/v1/numbers/{number}``, not the path that was asked for. Two
+filters back this up: the HTTP server's reports of malformed requests lose the
+raw request text they would quote, and every other line has anything shaped
+like a phone number replaced by ``<number>`` before it is written.
 """
 
 from __future__ import annotations
@@ -13,17 +16,67 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import HttpProcessingError
 
 REQUEST_ID_HEADER = "X-Request-Id"
 REQUEST_ID = web.RequestKey("request_id", str)
-# A client's own request id is kept only if it is short and plain.
-_CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# A client's own request id is kept only if it is short, plain, and holds no
+# run of digits that could be a phone number.
+_CLIENT_REQUEST_ID = re.compile(r"(?!.*[0-9]{7})[A-Za-z0-9._-]{1,64}")
+# What a phone number looks like in text: E.164 (also URL-encoded), or a run of
+# 9 to 15 digits standing alone (national and international forms).
+_NUMBER_LIKE = re.compile(
+    r"(?:\+|%2[Bb])[0-9]{7,15}(?![0-9])|(?<![A-Za-z0-9])[0-9]{9,15}(?![A-Za-z0-9])"
+)
+ACCESS_LOGGER = "aiohttp.access"
+
+
+def redact_numbers(text: str) -> str:
+    return _NUMBER_LIKE.sub("<number>", text)
+
+
+class RedactNumbers(logging.Filter):
+    """Replaces anything shaped like a phone number in a log line, traceback included."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == ACCESS_LOGGER:  # written by AccessLogger: safe by construction
+            return True
+        message = record.getMessage()
+        redacted = redact_numbers(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact_numbers(record.exc_text)
+        return True
+
+
+class WithoutRequestText(logging.Filter):
+    """Keeps the HTTP server's malformed-request reports, minus the request text they quote."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            record.msg = f"{record.getMessage()}: {type(error).__name__} (HTTP {error.code})"
+            record.args, record.exc_info, record.exc_text = None, None, None
+        return True
 
 
 def setup_logging(level: str) -> None:
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactNumbers())
+    install_request_text_filter()
+
+
+def install_request_text_filter() -> None:
+    """Strip quoted request text from the HTTP server's error reports (idempotent)."""
+    server_logger = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, WithoutRequestText) for f in server_logger.filters):
+        server_logger.addFilter(WithoutRequestText())
 
 
 @web.middleware

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -117,6 +117,31 @@ class Metrics:
             "reputation_database_errors",
             "Database calls that failed, by operation",
             ["operation"],
+            registry=r,
+        )
+
+        self.auth_enabled = Gauge(
+            "reputation_auth_enabled",
+            "1 when API keys are checked, 0 when authentication is off",
+            registry=r,
+        )
+        self.auth_refused = Counter(
+            "reputation_auth_refused",
+            "Requests refused by authentication, authorisation or the gateway signature, "
+            "by error code",
+            ["reason"],
+            registry=r,
+        )
+        self.rate_limited = Counter(
+            "reputation_rate_limited",
+            "Requests refused by a rate limit, by role and API key id (`reputation keys list`)",
+            ["role", "key"],
+            registry=r,
+        )
+        self.reporter_rate_limited = Counter(
+            "reputation_reporter_rate_limited",
+            "Reports refused because their reporter number sent too many, by channel",
+            ["channel"],
             registry=r,
         )
 

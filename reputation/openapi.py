@@ -20,6 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from reputation import __version__
+from reputation.auth import public
 from reputation.constants import (
     CATEGORIES,
     CHANNELS,
@@ -66,6 +67,18 @@ ERROR_CODES = (
     "unavailable",
     "database_unavailable",
     "internal_error",
+    # Authentication, authorisation and abuse limits (auth.py, signature.py).
+    "missing_api_key",
+    "invalid_api_key",
+    "forbidden",
+    "rate_limited",
+    "reporter_rate_limited",
+    "request_timeout",
+    "incomplete_body",
+    "missing_signature",
+    "invalid_signature",
+    "stale_signature",
+    "gateway_secret_unset",
 )
 
 VERDICTS = ("allow", "warn", "block")
@@ -302,6 +315,12 @@ SCHEMAS: dict[str, Schema] = {
             "status": {"type": "string", "enum": ["ready", "not_ready"]},
             "bloom_filter": {"type": "string", "enum": ["loaded", "loading"]},
             "database": {"type": "string", "enum": ["up", "down"]},
+            "auth": {
+                "type": "string",
+                "enum": ["on", "off"],
+                "description": "Whether API keys are checked; `off` only on a loopback address.",
+            },
+            "warning": {"type": "string", "description": "Present when authentication is off."},
         },
     },
 }
@@ -371,6 +390,30 @@ def errors(**by_status: str) -> dict[str, Schema]:
     return found
 
 
+# What every operation that needs an API key may also answer (auth.py).
+AUTH_ERRORS: dict[str, Schema] = {
+    "401": json_response(
+        "No API key, or an unknown or revoked one: missing_api_key, invalid_api_key.",
+        ref("Error"),
+    ),
+    "403": json_response("The key's role does not allow this call: forbidden.", ref("Error")),
+    "429": {
+        **json_response(
+            "The key's rate limit is spent (rate_limited), or the reporter's "
+            "(reporter_rate_limited); retry after Retry-After seconds.",
+            ref("Error"),
+        ),
+        "headers": {
+            **REQUEST_ID_HEADER,
+            "Retry-After": {
+                "description": "Seconds to wait before retrying.",
+                "schema": {"type": "integer", "minimum": 1},
+            },
+        },
+    },
+}
+
+
 def operation(
     operation_id: str,
     summary: str,
@@ -395,6 +438,7 @@ def operation(
         # ``admin`` may call everything (auth.requires adds it).
         found["security"] = [{"apiKey": []}]
         found["x-roles"] = sorted({*roles, "admin"})
+        responses = {**AUTH_ERRORS, **responses}
     if parameters:
         found["parameters"] = parameters
     if request is not None:
@@ -611,6 +655,7 @@ def spec_bytes() -> bytes:
     return json.dumps(spec(), ensure_ascii=False, indent=1).encode()
 
 
+@public
 async def get_openapi(request: web.Request) -> web.Response:
     """``GET /openapi.json``: the OpenAPI description of this API."""
     return web.Response(body=spec_bytes(), content_type="application/json", charset="utf-8")

@@ -15,6 +15,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from reputation.constants import ROLES
+from reputation.limits import parse_rate, parse_role_rates
+
 ENV_PREFIX = "REPUTATION_"
 
 
@@ -65,6 +68,48 @@ class Settings:
         secret=True,
     )
     log_level: str = setting("INFO", "logging level")
+    auth: bool = setting(
+        True,
+        "check API keys (Authorization: Bearer); off (REPUTATION_AUTH=off, --no-auth) is "
+        "allowed only when listening on a loopback address",
+    )
+    rate_limits: str = setting(
+        "lookup=1000/s,report=20/s,sms_gateway=200/s,analyst=20/s,admin=off",
+        "requests per API key, by role, per process: ROLE=COUNT/PERIOD (s, min, h, day) or off; "
+        "a batch lookup costs one per number",
+    )
+    reporter_rate_limit: str = setting(
+        "30/h", "reports per reporter number, per process (COUNT/PERIOD or off)"
+    )
+    public_rate_limit: str = setting(
+        "20/min",
+        "calls per client address to public routes that write (appeals), per process",
+    )
+    sms_gateway_secret: str | None = setting(
+        None,
+        "shared secret(s) of the SMS gateway's HMAC signature, comma-separated to rotate; "
+        "unset: the SMS webhook refuses every call",
+        secret=True,
+    )
+    key_refresh_interval: float = setting(
+        1.0, "seconds at most before a created or revoked API key is seen by this node"
+    )
+    idle_timeout: float = setting(
+        60.0, "seconds an idle connection, or one sending its request headers, is kept"
+    )
+    body_timeout: float = setting(10.0, "seconds a client has to send its request body")
+
+    def __post_init__(self) -> None:
+        # Refuse unreadable limits at start-up, not at the first request.
+        for name, parse in (
+            ("rate_limits", lambda text: parse_role_rates(text, ROLES)),
+            ("reporter_rate_limit", parse_rate),
+            ("public_rate_limit", parse_rate),
+        ):
+            try:
+                parse(getattr(self, name))
+            except ValueError as exc:
+                raise ValueError(f"{env_name(name)}: {exc}") from None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

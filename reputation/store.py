@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import secrets
 from collections.abc import AsyncIterator, Callable
@@ -47,12 +48,16 @@ class RecordedReport:
     replayed: bool
 
 
-def request_fingerprint(report: NewReport) -> bytes:
-    """What an Idempotency-Key stands for: a replay must carry the same report."""
+def request_fingerprint(key: bytes, report: NewReport) -> bytes:
+    """What an Idempotency-Key stands for: a replay must carry the same report.
+
+    Keyed like the reporter hash: a plain digest of a body that holds the
+    reporter's number could be reversed by trying every number.
+    """
     canonical = json.dumps(
         [report.e164, report.reporter, report.channel, report.category, report.content]
     )
-    return hashlib.sha256(canonical.encode()).digest()
+    return hmac.new(key, canonical.encode(), hashlib.sha256).digest()
 
 
 class _KeyTaken(Exception):
@@ -108,7 +113,7 @@ class Store:
         counted again and the first report is returned (``replayed``); used for
         a different report, ``IdempotencyConflict``.
         """
-        fingerprint = request_fingerprint(report)
+        fingerprint = request_fingerprint(self.reporter_key, report)
         if report.idempotency_key is not None:
             earlier = await self._replay(report.idempotency_key, fingerprint)
             if earlier is not None:
@@ -166,6 +171,34 @@ class Store:
         seq: int = await conn.fetchval(self.sql["append_change"], e164, kind)
         await conn.execute(self.sql["notify_changes"], str(seq))
         return seq
+
+    # API keys ---------------------------------------------------------------
+
+    async def create_api_key(
+        self, name: str, role: str, key_hash: bytes, key_prefix: str, rate_limit: str | None
+    ) -> asyncpg.Record:
+        """Keep a new key's hash and tell every node."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                self.sql["create_api_key"], name, role, key_hash, key_prefix, rate_limit
+            )
+            await conn.execute(self.sql["notify_api_keys"])
+        return row
+
+    async def revoke_api_key(self, key_id: int) -> asyncpg.Record | None:
+        """Revoke a key and tell every node; ``None`` if there is no such key."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(self.sql["revoke_api_key"], key_id)
+            await conn.execute(self.sql["notify_api_keys"])
+        return row
+
+    async def list_api_keys(self) -> list[asyncpg.Record]:
+        rows: list[asyncpg.Record] = await self.pool.fetch(self.sql["list_api_keys"])
+        return rows
+
+    async def active_api_keys(self) -> list[asyncpg.Record]:
+        rows: list[asyncpg.Record] = await self.pool.fetch(self.sql["active_api_keys"])
+        return rows
 
     async def ping(self) -> bool:
         try:

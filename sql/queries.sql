@@ -92,3 +92,34 @@ SELECT 1;
 SELECT e164, status, reports, reporters, categories, first_reported_at, last_reported_at
 FROM numbers
 WHERE e164 = ANY($1::text[]);
+
+-- API keys ----------------------------------------------------------------
+
+-- create_api_key --
+-- Keep a new API key (its hash only), returning its row without the hash
+INSERT INTO api_keys (name, role, key_hash, key_prefix, rate_limit)
+VALUES ($1, $2, $3, $4, $5)
+RETURNING id, name, role, key_prefix, rate_limit, created_at, revoked_at;
+
+-- list_api_keys --
+-- Every API key, revoked ones included, without the hashes
+SELECT id, name, role, key_prefix, rate_limit, created_at, revoked_at
+FROM api_keys
+ORDER BY id;
+
+-- revoke_api_key --
+-- Revoke a key; returns its row (revoked_at unchanged if it was revoked already)
+UPDATE api_keys
+SET revoked_at = coalesce(revoked_at, now())
+WHERE id = $1
+RETURNING id, name, role, key_prefix, rate_limit, created_at, revoked_at;
+
+-- active_api_keys --
+-- The keys that may be used, with their hashes, loaded by every node
+SELECT id, name, role, key_hash, key_prefix, rate_limit, created_at, revoked_at
+FROM api_keys
+WHERE revoked_at IS NULL;
+
+-- notify_api_keys --
+-- Wake every node to re-read the API keys (delivered at commit)
+SELECT pg_notify('reputation_api_keys', '');

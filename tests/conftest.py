@@ -3,16 +3,25 @@
 With ``REPUTATION_TEST_DATABASE_URL`` set, that server is used (the role needs
 CREATEDB); otherwise a throwaway embedded PostgreSQL is started for the run.
 Each test gets its own database, copied from a migrated template.
+
+Authentication: ``client`` is a node with API keys checked, and its session
+sends an ``admin`` key with every request (admin may call everything), so each
+test goes through the real key check. ``settings`` itself has authentication
+off, explicitly, for nodes that tests build by hand (``create_app(settings)``);
+use ``settings_with_auth`` and ``create_api_key`` to build authenticated ones.
+Per-reporter and per-address rate limits are off in ``settings`` (tests file
+many reports from one reporter); the security tests set their own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -22,9 +31,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from reputation.apikeys import SHOWN_KEY_CHARS, key_hash, new_key
 from reputation.app import create_app
 from reputation.embedded import EmbeddedPostgres
 from reputation.migrate import migrate
+from reputation.queries import queries
 from reputation.settings import Settings
 
 TEST_REPORTER_KEY = "test-reporter-key"
@@ -124,7 +135,51 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         reporter_key=TEST_REPORTER_KEY,
         bloom_capacity=10_000,
         cache_size=1_000,
+        auth=False,
+        reporter_rate_limit="off",
+        public_rate_limit="off",
     )
+
+
+def settings_with_auth(settings: Settings, **changes: object) -> Settings:
+    """``settings`` with API keys checked (and any other changes)."""
+    return dataclasses.replace(settings, auth=True, **changes)  # type: ignore[arg-type]
+
+
+async def add_api_key(database_url: str, role: str, name: str, rate: str | None = None) -> str:
+    """Store a new API key of ``role`` in the database; returns the key itself.
+
+    A node sees a key created while it runs after the NOTIFY reaches it
+    (milliseconds); create keys before starting the node to skip that wait.
+    """
+    key = new_key()
+    conn = await asyncpg.connect(database_url)
+    try:
+        async with conn.transaction():
+            await conn.execute(
+                queries()["create_api_key"], name, role, key_hash(key), key[:SHOWN_KEY_CHARS], rate
+            )
+            await conn.execute(queries()["notify_api_keys"])
+    finally:
+        await conn.close()
+    return key
+
+
+CreateApiKey = Callable[..., Awaitable[str]]
+
+
+@pytest.fixture
+def create_api_key(database_url: str) -> CreateApiKey:
+    """``await create_api_key("lookup")`` -> a new key of that role in the test's database."""
+
+    async def create(role: str, name: str | None = None, rate: str | None = None) -> str:
+        return await add_api_key(database_url, role, name or f"test {role}", rate)
+
+    return create
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
 
 
 AppFactory = Callable[..., web.Application]
@@ -138,10 +193,21 @@ async def wait_ready(client: TestClient) -> None:
 
 
 @pytest.fixture
+async def admin_key(create_api_key: CreateApiKey) -> str:
+    """The admin key that ``client`` sends (for HTTP clients of a test's own)."""
+    return await create_api_key("admin", "test suite")
+
+
+@pytest.fixture
 async def client(
-    aiohttp_client: Callable[..., object], settings: Settings, clock: FakeClock
+    aiohttp_client: Callable[..., object], settings: Settings, clock: FakeClock, admin_key: str
 ) -> TestClient:
-    """A ready node of the real app, on the test's database, through real HTTP."""
-    test_client: TestClient = await aiohttp_client(create_app(settings, clock=clock))  # type: ignore[operator]
+    """A ready node of the real app, on the test's database, through real HTTP.
+
+    API keys are checked and every request carries ``admin_key`` (override the
+    ``Authorization`` header per request to act as another role).
+    """
+    app = create_app(settings_with_auth(settings), clock=clock)
+    test_client: TestClient = await aiohttp_client(app, headers=bearer(admin_key))  # type: ignore[operator]
     await wait_ready(test_client)
     return test_client

@@ -14,10 +14,10 @@ def base_url(client: TestClient) -> str:
     return str(client.make_url("")).rstrip("/")
 
 
-def blocking_session(url: str) -> list[object]:
+def blocking_session(url: str, api_key: str) -> list[object]:
     """A whole conversation with the blocking client, on one keep-alive connection."""
     seen: list[object] = []
-    with Client(url) as service:
+    with Client(url, api_key=api_key) as service:
         seen.append(service.lookup("0912 345 678"))
         receipts = [
             service.report("0912345678", reporter=f"098700000{i}", category="impersonation")
@@ -35,9 +35,9 @@ def blocking_session(url: str) -> list[object]:
     return seen
 
 
-async def test_blocking_client(client: TestClient) -> None:
+async def test_blocking_client(client: TestClient, admin_key: str) -> None:
     clean, receipts, first, replay, reported, batch, error = await asyncio.to_thread(
-        blocking_session, base_url(client)
+        blocking_session, base_url(client), admin_key
     )
     assert isinstance(clean, Answer)
     assert clean.number == "+84912345678"
@@ -60,8 +60,8 @@ async def test_blocking_client(client: TestClient) -> None:
     assert error.code == "invalid_characters"
 
 
-async def test_async_client(client: TestClient) -> None:
-    async with AsyncClient(base_url(client)) as service:
+async def test_async_client(client: TestClient, admin_key: str) -> None:
+    async with AsyncClient(base_url(client), api_key=admin_key) as service:
         assert (await service.lookup("0912345678")).verdict == "allow"
         for i in range(10):
             receipt = await service.report("0912345678", reporter=f"09870000{i:02d}")
