@@ -1,0 +1,1 @@
+"""The benchmark suite: the service measured side by side with the floor and a DIY peer."""
