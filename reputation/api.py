@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from reputation import apipage, openapi
 from reputation.appkeys import GUARD, LOOKUPS, METRICS, SETTINGS, STORE
+from reputation.attestation import call_attestation
 from reputation.auth import public, requires
 from reputation.constants import CHANNELS, MAX_BATCH_NUMBERS
 from reputation.errors import BadRequest, InvalidNumber, PayloadTooLarge, ReputationError
@@ -105,16 +106,26 @@ def _region(request: web.Request) -> str:
     return request.app[SETTINGS].region
 
 
-def _answer_json(request: web.Request, answer: Answer) -> dict[str, Any]:
+def answer_json(
+    request: web.Request, answer: Answer, attestation: str | None = None
+) -> dict[str, Any]:
     """The lookup object of one answer, counted in the metrics."""
-    judgement = request.app[LOOKUPS].judge(answer)
-    request.app[METRICS].lookup_by[answer.layer, judgement.verdict].inc()
-    return answer_body(answer, judgement)
+    lookups = request.app[LOOKUPS]
+    judgement = lookups.judge(answer, attestation)
+    metrics = request.app[METRICS]
+    metrics.lookup_by[answer.layer, judgement.verdict].inc()
+    for reason in judgement.reasons:
+        metrics.verdict_reason[reason].inc()
+    return answer_body(answer, judgement, lookups.appeal_url(answer.e164, judgement))
 
 
 @requires("lookup", "analyst")
 async def get_number(request: web.Request) -> web.Response:
-    """``GET /v1/numbers/{number}``: is this number reported, and what should be done?"""
+    """``GET /v1/numbers/{number}``: is this number reported, and what should be done?
+
+    ``?attestation=A|B|C|none`` or ``?verstat=...``: how the carrier verified
+    the caller ID of the call being set up (see ``attestation.py``).
+    """
     started = time.perf_counter()
     metrics = request.app[METRICS]
     try:
@@ -122,9 +133,10 @@ async def get_number(request: web.Request) -> web.Response:
     except InvalidNumber as exc:
         metrics.lookup_errors.labels(exc.code).inc()
         raise
+    attestation = call_attestation(request.query) if request.query_string else None
     lookups = request.app[LOOKUPS]
     answer = lookups.from_memory(e164) or await lookups.lookup(e164)
-    response = json_response(_answer_json(request, answer))
+    response = json_response(answer_json(request, answer, attestation))
     metrics.lookup_seconds.observe(time.perf_counter() - started)
     return response
 
@@ -163,7 +175,7 @@ async def post_lookups(request: web.Request) -> web.Response:
             parsed.append({"input": item, "error": exc.to_dict()})
     answers = await request.app[LOOKUPS].lookup_many([p for p in parsed if isinstance(p, str)])
     results = [
-        _answer_json(request, answers[item]) if isinstance(item, str) else item for item in parsed
+        answer_json(request, answers[item]) if isinstance(item, str) else item for item in parsed
     ]
     return json_response({"results": results})
 
@@ -188,7 +200,7 @@ async def post_report(request: web.Request) -> web.Response:
         lookups.remember(recorded.number)
         metrics.report_by[report.channel, report.category].inc()
     answer = Answer(recorded.number.e164, recorded.number, "database")
-    body = {"report": recorded.report.to_json(), "number": _answer_json(request, answer)}
+    body = {"report": recorded.report.to_json(), "number": answer_json(request, answer)}
     return json_response(body, status=200 if recorded.replayed else 201)
 
 

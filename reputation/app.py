@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from reputation import api
-from reputation.appkeys import CLOCK, GUARD, LOOKUPS, METRICS, SETTINGS, STORE
+from reputation.appkeys import CLOCK, GUARD, LOOKUPS, METRICS, SETTINGS, STORE, SWEEPER
 from reputation.auth import Guard, is_loopback, security_middleware
 from reputation.constants import (
     MAX_BODY_BYTES,
@@ -24,6 +24,7 @@ from reputation.metrics import Metrics
 from reputation.migrate import migrate
 from reputation.settings import Settings
 from reputation.store import Store, create_pool
+from reputation.sweeper import Sweeper
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     app.cleanup_ctx.append(database)
     app.cleanup_ctx.append(api_keys)
     app.cleanup_ctx.append(lookup_state)
+    app.cleanup_ctx.append(verdict_sweep)
     return app
 
 
@@ -91,7 +93,7 @@ async def database(app: web.Application) -> AsyncIterator[None]:
         async with pool.acquire() as conn:
             await migrate(conn)
         key = await Store.load_reporter_key(pool, settings.reporter_key)
-        app[STORE] = Store(pool, key, app[CLOCK])
+        app[STORE] = Store(pool, key, app[CLOCK], settings)
         yield
 
 
@@ -127,3 +129,13 @@ async def lookup_state(app: web.Application) -> AsyncIterator[None]:
     yield
     loading.cancel()
     await asyncio.gather(loading, return_exceptions=True)
+
+
+async def verdict_sweep(app: web.Application) -> AsyncIterator[None]:
+    """The periodic sweep that stores verdicts changed by time (see ``sweeper.py``)."""
+    sweeper = Sweeper(app[STORE], app[LOOKUPS], app[METRICS], app[SETTINGS].verdict_sweep_interval)
+    app[SWEEPER] = sweeper
+    task = asyncio.get_running_loop().create_task(sweeper.run())
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)

@@ -12,6 +12,7 @@ from reputation.lookup import Lookups
 from reputation.metrics import Metrics
 from reputation.settings import Settings
 from reputation.store import Store
+from reputation.sweeper import Sweeper
 
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", Metrics)
@@ -19,3 +20,4 @@ STORE = web.AppKey("store", Store)
 LOOKUPS = web.AppKey("lookups", Lookups)
 GUARD = web.AppKey("guard", Guard)
 CLOCK = web.AppKey[Callable[[], datetime]]("clock")
+SWEEPER = web.AppKey("sweeper", Sweeper)

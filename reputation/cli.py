@@ -174,7 +174,7 @@ async def open_store(settings: Settings) -> AsyncIterator[Store]:
         async with pool.acquire() as conn:
             await migrate(conn)
         key = await Store.load_reporter_key(pool, settings.reporter_key)
-        yield Store(pool, key, utc_now)
+        yield Store(pool, key, utc_now, settings)
 
 
 async def run_migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -188,8 +188,10 @@ async def run_lookup(settings: Settings, args: argparse.Namespace) -> int:
     e164 = normalize(args.number, settings.region)
     async with open_store(settings) as store:
         record = await store.fetch_number(e164)
+        protected = e164 in await store.protected_keys()
     answer = Answer(e164, record, "database")
-    print(json.dumps(answer_body(answer, judge(record, utc_now())), ensure_ascii=False, indent=2))
+    judgement = judge(record, utc_now(), store.policy, protected=protected)
+    print(json.dumps(answer_body(answer, judgement), ensure_ascii=False, indent=2))
     return 0
 
 
@@ -204,8 +206,9 @@ async def run_report(settings: Settings, args: argparse.Namespace) -> int:
     report = parse_report(body, settings.region)
     async with open_store(settings) as store:
         recorded = await store.record_report(report)
+        protected = report.e164 in await store.protected_keys()
     answer = Answer(recorded.number.e164, recorded.number, "database")
-    judgement = judge(recorded.number, utc_now())
+    judgement = judge(recorded.number, utc_now(), store.policy, protected=protected)
     output = {"report": recorded.report.to_json(), "number": answer_body(answer, judgement)}
     print(json.dumps(output, ensure_ascii=False, indent=2))
     return 0

@@ -47,3 +47,36 @@ MAX_HEADERS = 64
 # or client address (many; the least recently used are forgotten past this).
 MAX_KEY_BUCKETS = 100_000
 MAX_REPORTER_BUCKETS = 100_000
+
+# What an analyst can say about a number. "reported" is the automatic state.
+STATUSES = ("reported", "confirmed", "cleared", "allowlisted")
+
+# Kinds of change-log rows (``changes.kind``), each a reason a lookup answer moved:
+# a report, an analyst's status change (allowlist edits included), a protected
+# list edit, decay crossing a verdict threshold, a re-judgement after the verdict
+# settings changed.
+CHANGE_REPORT, CHANGE_STATUS, CHANGE_PROTECTED, CHANGE_DECAY, CHANGE_POLICY = (
+    "report",
+    "status",
+    "protected",
+    "decay",
+    "policy",
+)
+
+# Half-life of the "heat" activity figure, in days: short, so that heat says
+# what is happening this week (the verdict's own half-life is a setting).
+HEAT_HALF_LIFE_DAYS = 7.0
+
+# Longest analyst note, appeal contact and appeal reason kept, in characters.
+MAX_NOTE_CHARS = 1000
+MAX_CONTACT_CHARS = 200
+MAX_REASON_CHARS = 2000
+# Longest protected-number name (an organisation's name and line).
+MAX_NAME_CHARS = 200
+
+# Page sizes of the listings (review queue, reports, history, appeals).
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+
+# Numbers re-judged per transaction by the decay sweep.
+SWEEP_BATCH = 500

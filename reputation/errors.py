@@ -137,3 +137,10 @@ class TooManyRequests(ReputationError):
 
     status = 429
     code = "rate_limited"
+
+
+class Conflict(ReputationError):
+    """The request conflicts with the current state of this resource."""
+
+    status = 409
+    code = "conflict"

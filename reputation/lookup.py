@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
+from urllib.parse import quote
 
 import asyncpg
 
@@ -24,7 +25,7 @@ from reputation.metrics import Metrics, NodeGauges
 from reputation.records import NumberRecord
 from reputation.settings import Settings
 from reputation.store import Store
-from reputation.verdict import Judgement, judge
+from reputation.verdict import ALLOW, Judgement, Policy, judge
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,9 @@ class Lookups:
         self.store = store
         self.metrics = metrics
         self.clock = clock
+        self.policy = Policy.from_settings(settings)
+        # Protected numbers, known without a query (a small set, loaded with the filter).
+        self.protected: set[str] = set()
         # None until loaded from Postgres: lookups then go to the database.
         self.filter: NumberFilter | None = None
         self.cache: HotCache[NumberRecord | _Unlisted] = HotCache(
@@ -130,12 +134,40 @@ class Lookups:
         if self._added_during_build is not None:
             self._added_during_build.append(e164)
 
-    def judge(self, answer: Answer) -> Judgement:
-        return judge(answer.record, self.clock())
+    def judge(self, answer: Answer, attestation: str | None = None) -> Judgement:
+        """The verdict for this answer now (``attestation``: the call's STIR/SHAKEN outcome)."""
+        return judge(
+            answer.record,
+            self.clock(),
+            self.policy,
+            protected=answer.e164 in self.protected,
+            attestation=attestation,
+        )
+
+    def appeal_url(self, e164: str, judgement: Judgement) -> str | None:
+        """Where the owner of a flagged number can appeal (SIP Call-Info with a 608, RFC 8688)."""
+        base = self.settings.appeal_base_url
+        if base is None or judgement.verdict == ALLOW:
+            return None
+        return f"{base}{'&' if '?' in base else '?'}number={quote(e164, safe='')}"
+
+    async def reload_protected(self) -> None:
+        """Read the protected numbers again (start-up, and the periodic sweep as a safety net)."""
+        self.protected = await self.store.protected_keys()
+        self.metrics.protected_numbers.set(len(self.protected))
+
+    def set_protected(self, e164: str, protected: bool) -> None:
+        """Apply a protected-list change (this node's own, or one read from the change log)."""
+        if protected:
+            self.protected.add(e164)
+        else:
+            self.protected.discard(e164)
+        self.metrics.protected_numbers.set(len(self.protected))
 
     async def load(self) -> None:
         """Fill the filter from Postgres and warm the cache; the node is ready after."""
         started = time.perf_counter()
+        await self.reload_protected()
         self.filter = await self.build_filter()
         for record in await self.store.most_reported(
             min(self.settings.cache_size, MAX_WARM_NUMBERS)
@@ -189,7 +221,9 @@ class Lookups:
             self._rebuild = None
 
 
-def answer_body(answer: Answer, judgement: Judgement) -> dict[str, Any]:
+def answer_body(
+    answer: Answer, judgement: Judgement, appeal_url: str | None = None
+) -> dict[str, Any]:
     """The JSON object of a lookup answer."""
     record = answer.record
     if record is None:
@@ -198,26 +232,32 @@ def answer_body(answer: Answer, judgement: Judgement) -> dict[str, Any]:
             "reported": False,
             "verdict": judgement.verdict,
             "score": judgement.score,
+            "confidence": judgement.confidence,
             "reports": 0,
             "reporters": 0,
+            "heat": 0.0,
             "categories": {},
             "status": None,
             "first_reported_at": None,
             "last_reported_at": None,
             "reasons": list(judgement.reasons),
+            "appeal_url": appeal_url,
         }
     return {
         "number": record.e164,
         "reported": record.reports > 0,
         "verdict": judgement.verdict,
         "score": judgement.score,
+        "confidence": judgement.confidence,
         "reports": record.reports,
         "reporters": record.reporters,
+        "heat": judgement.heat,
         "categories": dict(record.categories),
         "status": record.status,
         "first_reported_at": _iso(record.first_reported_at),
         "last_reported_at": _iso(record.last_reported_at),
         "reasons": list(judgement.reasons),
+        "appeal_url": appeal_url,
     }
 
 

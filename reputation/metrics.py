@@ -14,8 +14,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from reputation.constants import CATEGORIES, CHANNELS
-from reputation.verdict import ALLOW, BLOCK, WARN
+from reputation.constants import CATEGORIES, CHANNELS, STATUSES
+from reputation.verdict import ALLOW, BLOCK, REASONS, WARN
 
 LAYERS = ("bloom", "cache", "database")
 VERDICTS = (ALLOW, WARN, BLOCK)
@@ -143,6 +143,47 @@ class Metrics:
             "Reports refused because their reporter number sent too many, by channel",
             ["channel"],
             registry=r,
+        )
+
+        self.verdict_reasons = Counter(
+            "reputation_verdict_reasons",
+            "Reasons given with lookup verdicts (a verdict may give several)",
+            ["reason"],
+            registry=r,
+        )
+        self.verdict_reason = {reason: self.verdict_reasons.labels(reason) for reason in REASONS}
+        self.status_changes = Counter(
+            "reputation_status_changes",
+            "Analyst status changes made on this node, by status before and after",
+            ["from_status", "to_status"],
+            registry=r,
+        )
+        self.status_change = {
+            (before, after): self.status_changes.labels(before, after)
+            for before in STATUSES
+            for after in STATUSES
+        }
+        self.verdicts_decayed = Counter(
+            "reputation_verdicts_decayed",
+            "Stored verdicts lowered by decay (sweeps run by this node), by verdict after",
+            ["verdict"],
+            registry=r,
+        )
+        self.verdict_decayed = {v: self.verdicts_decayed.labels(v) for v in VERDICTS}
+        self.open_appeals = Gauge(
+            "reputation_open_appeals",
+            "Appeals waiting for an analyst (read from the database by the periodic sweep)",
+            registry=r,
+        )
+        self.appeals = Counter(
+            "reputation_appeals",
+            "Appeals opened and resolved on this node, by outcome",
+            ["outcome"],
+            registry=r,
+        )
+        self.appeal_by = {o: self.appeals.labels(o) for o in ("opened", "accepted", "rejected")}
+        self.protected_numbers = Gauge(
+            "reputation_protected_numbers", "Protected numbers known to this node", registry=r
         )
 
     def watch_node(self, gauges: NodeGauges) -> None:

@@ -47,3 +47,12 @@ def mask(e164: str) -> str:
     if len(groups) > 1 and len(groups[-1]) == 1:  # no lone digit at the end: 3-3-4
         groups[-2:] = [groups[-2] + groups[-1]]
     return f"+{country} " + " ".join(groups)
+
+
+def pseudonym(identity_hash: bytes) -> str:
+    """A short stable name for a reporter, shown to analysts instead of any number.
+
+    It is a prefix of the keyed hash, so it tells whether two reports came
+    from the same person without revealing who they are.
+    """
+    return "r-" + identity_hash[:5].hex()

@@ -10,7 +10,12 @@ from typing import Any
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class NumberRecord:
-    """The aggregate of one number: everything a verdict is computed from."""
+    """The aggregate of one number: everything a verdict is computed from.
+
+    ``reports`` and ``categories`` count every report kept; ``reporters`` the
+    distinct reporters who ever counted. ``weights`` (per category, as of
+    ``weights_at``) and ``heat_key`` are the decaying evidence (``evidence.py``).
+    """
 
     e164: str
     status: str
@@ -19,6 +24,9 @@ class NumberRecord:
     categories: Mapping[str, int]
     first_reported_at: datetime | None
     last_reported_at: datetime | None
+    weights: Mapping[str, float]
+    weights_at: datetime | None
+    heat_key: float
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> NumberRecord:
@@ -61,3 +69,122 @@ class StoredReport:
             "content": self.content,
             "received_at": self.received_at.isoformat(),
         }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One line of a number's audit trail: who changed what, when, from what, to what, why."""
+
+    id: int
+    e164: str
+    action: str
+    actor: str
+    from_value: str | None
+    to_value: str | None
+    note: str | None
+    at: datetime
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> AuditEntry:
+        return cls(**{field.name: row[field.name] for field in dataclasses.fields(cls)})
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "number": self.e164,
+            "action": self.action,
+            "actor": self.actor,
+            "from": self.from_value,
+            "to": self.to_value,
+            "note": self.note,
+            "at": self.at.isoformat(),
+        }
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Appeal:
+    """A number owner's request to review its verdict, and the analyst's decision."""
+
+    id: int
+    e164: str
+    contact: str
+    reason: str
+    status: str
+    submitted_by: str
+    created_at: datetime
+    resolved_by: str | None
+    resolved_at: datetime | None
+    resolution_note: str | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Appeal:
+        return cls(**{field.name: row[field.name] for field in dataclasses.fields(cls)})
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "number": self.e164,
+            "contact": self.contact,
+            "reason": self.reason,
+            "status": self.status,
+            "submitted_by": self.submitted_by,
+            "created_at": self.created_at.isoformat(),
+            "resolved_by": self.resolved_by,
+            "resolved_at": _iso(self.resolved_at),
+            "resolution_note": self.resolution_note,
+        }
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ProtectedNumber:
+    """A number that reports can never push to block, with who it belongs to."""
+
+    e164: str
+    name: str
+    note: str | None
+    updated_by: str
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> ProtectedNumber:
+        return cls(**{field.name: row[field.name] for field in dataclasses.fields(cls)})
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "number": self.e164,
+            "name": self.name,
+            "note": self.note,
+            "updated_by": self.updated_by,
+            "updated_at": self.updated_at.isoformat(),
+        }
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ListedReport:
+    """A report as an analyst sees it (the reporter still only a keyed hash)."""
+
+    id: int
+    e164: str
+    reporter_hash: bytes
+    channel: str
+    category: str
+    content: str | None
+    received_at: datetime
+    counted: bool
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> ListedReport:
+        return cls(**{field.name: row[field.name] for field in dataclasses.fields(cls)})
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class QueueEntry:
+    """A number in the review queue: its aggregate, stored verdict and open appeal."""
+
+    record: NumberRecord
+    stored_verdict: str
+    open_appeal_id: int | None

@@ -15,10 +15,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from reputation.constants import ROLES
+from reputation.constants import CATEGORIES, ROLES
 from reputation.limits import parse_rate, parse_role_rates
 
 ENV_PREFIX = "REPUTATION_"
+
+# How much one reporter weighs in each category: a scam or an impersonation
+# report weighs more than a spam or telemarketing complaint. One reporter alone
+# never reaches the warn threshold, so every weight stays below it.
+DEFAULT_CATEGORY_WEIGHTS = (
+    "scam=1,impersonation=1,spam_call=0.5,spam_sms=0.5,telemarketing=0.25,other=0.5"
+)
 
 
 def _default_data_dir() -> Path:
@@ -98,6 +105,32 @@ class Settings:
         60.0, "seconds an idle connection, or one sending its request headers, is kept"
     )
     body_timeout: float = setting(10.0, "seconds a client has to send its request body")
+    half_life_days: float = setting(90.0, "days after which a report weighs half as much")
+    warn_threshold: float = setting(
+        2.5, "weighted recent reporters from which a number is answered warn"
+    )
+    block_threshold: float = setting(
+        9.0, "weighted recent reporters from which a number is answered block"
+    )
+    category_weights: str = setting(
+        DEFAULT_CATEGORY_WEIGHTS,
+        "weight of one reporter in each category, as category=weight,... (unlisted: default)",
+    )
+    reporter_daily_cap: int = setting(
+        20, "numbers one reporter can count on per day; their further reports are kept, not counted"
+    )
+    reporter_day_utc_offset: float = setting(
+        7.0, "UTC offset in hours of the midnight that starts a day of the daily cap (7: Vietnam)"
+    )
+    spoofed_protected_verdict: str = setting(
+        "warn", "verdict for a call showing a protected number without A attestation: warn or block"
+    )
+    appeal_base_url: str | None = setting(
+        None, "web page where a number's owner appeals; lookups answer it as appeal_url"
+    )
+    verdict_sweep_interval: float = setting(
+        60.0, "seconds between sweeps that store the verdicts decay has changed"
+    )
 
     def __post_init__(self) -> None:
         # Refuse unreadable limits at start-up, not at the first request.
@@ -110,6 +143,37 @@ class Settings:
                 parse(getattr(self, name))
             except ValueError as exc:
                 raise ValueError(f"{env_name(name)}: {exc}") from None
+        self._check_verdict_settings()
+
+    def _check_verdict_settings(self) -> None:
+        """Refuse verdict settings that would make no sense, naming the variable."""
+        weights = self.category_weight_map()
+        if not self.half_life_days > 0:
+            raise ValueError(f"{env_name('half_life_days')}: must be more than 0")
+        if not 0 < self.warn_threshold < self.block_threshold:
+            raise ValueError(
+                f"{env_name('warn_threshold')}, {env_name('block_threshold')}: "
+                "need 0 < warn threshold < block threshold"
+            )
+        if max(weights.values()) >= self.warn_threshold:
+            raise ValueError(
+                f"{env_name('category_weights')}: every weight must stay below the warn "
+                "threshold (one reporter alone must never get a number past allow)"
+            )
+        if self.reporter_daily_cap < 1:
+            raise ValueError(f"{env_name('reporter_daily_cap')}: must be at least 1")
+        if not -12 <= self.reporter_day_utc_offset <= 14:
+            raise ValueError(f"{env_name('reporter_day_utc_offset')}: must be within -12..14")
+        if self.spoofed_protected_verdict not in ("warn", "block"):
+            raise ValueError(f"{env_name('spoofed_protected_verdict')}: must be warn or block")
+        if not self.verdict_sweep_interval > 0:
+            raise ValueError(f"{env_name('verdict_sweep_interval')}: must be more than 0")
+
+    def category_weight_map(self) -> dict[str, float]:
+        """``category_weights`` read over the defaults: every category has a weight."""
+        weights = _parse_weights(DEFAULT_CATEGORY_WEIGHTS)
+        weights.update(_parse_weights(self.category_weights))
+        return weights
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -133,6 +197,26 @@ class Settings:
                 value = "***"
             shown[field.name] = str(value)
         return shown
+
+
+def _parse_weights(text: str) -> dict[str, float]:
+    name = env_name("category_weights")
+    weights: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        category, sep, raw = (x.strip() for x in item.partition("="))
+        if not sep or category not in CATEGORIES:
+            raise ValueError(
+                f"{name}: {item!r} is not category=weight with a category among "
+                f"{', '.join(CATEGORIES)}"
+            )
+        try:
+            weight = float(raw)
+        except ValueError:
+            raise ValueError(f"{name}: {raw!r} is not a number") from None
+        if not weight >= 0 or weight == float("inf"):
+            raise ValueError(f"{name}: the weight of {category} must be 0 or more")
+        weights[category] = weight
+    return weights
 
 
 def env_name(field_name: str) -> str:

@@ -2,25 +2,57 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 
-from reputation import privacy
-from reputation.errors import IdempotencyConflict
+from reputation import evidence, privacy
+from reputation.constants import (
+    CHANGE_DECAY,
+    CHANGE_POLICY,
+    CHANGE_PROTECTED,
+    CHANGE_REPORT,
+    CHANGE_STATUS,
+)
+from reputation.errors import Conflict, IdempotencyConflict, NotFound
+from reputation.evidence import Contribution, Counting, ReporterState
 from reputation.queries import queries
-from reputation.records import NewReport, NumberRecord, StoredReport
+from reputation.records import (
+    Appeal,
+    AuditEntry,
+    ListedReport,
+    NewReport,
+    NumberRecord,
+    ProtectedNumber,
+    QueueEntry,
+    StoredReport,
+)
 from reputation.settings import Settings
+from reputation.verdict import Policy, judge, next_change
 
 Clock = Callable[[], datetime]
+
+# pg_advisory_xact_lock key held by the node sweeping decayed verdicts ("verdicts").
+SWEEP_LOCK_KEY = 0x7665726469637473
+# server_state name of the fingerprint of the verdict policy the stored verdicts follow.
+POLICY_STATE = "verdict_policy"
+# Review queue orders and the first-page bound of each key (above any real key).
+QUEUE_ORDERS: dict[str, tuple[str, Any]] = {
+    "reporters": ("queue_by_reporters", 2**31 - 1),
+    "recent": ("queue_by_recent", datetime.max.replace(tzinfo=UTC)),
+    "heat": ("queue_by_heat", float("inf")),
+}
+# Lowest possible id + 1, and highest: bounds of the id-keyed listings.
+_NO_ID, _ANY_ID = 0, 2**63 - 1
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -67,11 +99,21 @@ class _KeyTaken(Exception):
 class Store:
     """The service's view of PostgreSQL; the only module that runs SQL."""
 
-    def __init__(self, pool: asyncpg.Pool, reporter_key: bytes, clock: Clock) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        reporter_key: bytes,
+        clock: Clock,
+        settings: Settings | None = None,
+    ) -> None:
         self.pool = pool
         self.reporter_key = reporter_key
         self.clock = clock
         self.sql = queries()
+        settings = settings if settings is not None else Settings()
+        self.policy = Policy.from_settings(settings)
+        self.daily_cap = settings.reporter_daily_cap
+        self.day_offset = settings.reporter_day_utc_offset
 
     @staticmethod
     async def load_reporter_key(pool: asyncpg.Pool, configured: str | None) -> bytes:
@@ -137,11 +179,23 @@ class Store:
         return RecordedReport(StoredReport.from_row(row), number, replayed=True)
 
     async def _insert_report(self, report: NewReport, fingerprint: bytes) -> RecordedReport:
+        """Keep the report and fold it into its number's evidence, under the number's row lock.
+
+        The reporter counts (as new, or renewed on a later day) only within the
+        daily cap; otherwise the report is kept with ``counted`` false.
+        """
         reporter = privacy.reporter_hash(self.reporter_key, report.reporter, report.channel)
         now = self.clock()
         sql = self.sql
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(sql["ensure_number"], report.e164)
+            locked = await conn.fetchrow(sql["lock_number"], report.e164, reporter)
+            state = _reporter_state(locked)
+            cleared_at = locked["cleared_at"] if locked["status"] == "cleared" else None
+            how = evidence.counting(state, cleared_at, now, self.day_offset)
+            counted = how in (Counting.NEW, Counting.RENEWED) and await self._claim_day(
+                conn, reporter, now
+            )
             row = await conn.fetchrow(
                 sql["insert_report"],
                 report.e164,
@@ -152,19 +206,84 @@ class Store:
                 now,
                 report.idempotency_key,
                 fingerprint,
+                counted,
             )
             if row is None:
                 raise _KeyTaken()
-            new_reporter = await conn.fetchval(
-                sql["add_number_reporter"], report.e164, reporter, now
+            if state is None or counted:
+                await conn.execute(
+                    sql["save_number_reporter"],
+                    report.e164,
+                    reporter,
+                    now,
+                    report.category if counted else None,
+                    now if counted else None,
+                )
+            previous = state.contribution if state is not None else None
+            record = self._fold(locked, report.category, now, counted, previous)
+            verdict, changes_at = self._stored_verdict(record, now, locked["protected"])
+            await conn.execute(
+                sql["save_number_after_report"],
+                record.e164,
+                record.reports,
+                record.reporters,
+                record.categories,
+                record.first_reported_at,
+                record.last_reported_at,
+                record.weights,
+                record.weights_at,
+                record.heat_key,
+                verdict,
+                changes_at,
             )
-            number_row = await conn.fetchrow(
-                sql["count_report"], report.e164, int(bool(new_reporter)), report.category, now
-            )
-            await self.append_change(conn, report.e164, "report")
-        return RecordedReport(
-            StoredReport.from_row(row), NumberRecord.from_row(number_row), replayed=False
+            await self.append_change(conn, report.e164, CHANGE_REPORT)
+        return RecordedReport(StoredReport.from_row(row), record, replayed=False)
+
+    async def _claim_day(self, conn: asyncpg.Connection, reporter: bytes, now: datetime) -> bool:
+        """Take one of the reporter's counted numbers of today; False past the daily cap."""
+        day = evidence.reporting_day(now, self.day_offset)
+        taken = await conn.fetchval(self.sql["claim_reporter_day"], reporter, day, self.daily_cap)
+        return taken is not None
+
+    def _fold(
+        self,
+        locked: Mapping[str, Any],
+        category: str,
+        now: datetime,
+        counted: bool,
+        previous: Contribution | None,
+    ) -> NumberRecord:
+        """The number's aggregate after one more report."""
+        record = NumberRecord.from_row(locked)
+        categories = dict(record.categories)
+        categories[category] = categories.get(category, 0) + 1
+        first, last = record.first_reported_at, record.last_reported_at
+        record = dataclasses.replace(
+            record,
+            reports=record.reports + 1,
+            categories=categories,
+            first_reported_at=now if first is None else min(first, now),
+            last_reported_at=now if last is None else max(last, now),
         )
+        if not counted:
+            return record
+        weights = evidence.add_reporter(
+            record.weights, record.weights_at, now, self.policy.half_life_days, category, previous
+        )
+        return dataclasses.replace(
+            record,
+            reporters=record.reporters + (1 if previous is None else 0),
+            weights=weights,
+            weights_at=now,
+            heat_key=evidence.heat_key_after(record.heat_key, now),
+        )
+
+    def _stored_verdict(
+        self, record: NumberRecord, now: datetime, protected: bool
+    ) -> tuple[str, datetime | None]:
+        """The verdict kept in the row (no call context) and when decay next lowers it."""
+        verdict = judge(record, now, self.policy, protected=protected).verdict
+        return verdict, next_change(record, now, self.policy, protected=protected)
 
     async def append_change(self, conn: asyncpg.Connection, e164: str, kind: str) -> int:
         """Log a change in the caller's transaction and wake the other nodes at commit."""
@@ -207,3 +326,363 @@ class Store:
                 return bool(result == 1)
         except (OSError, asyncpg.PostgresError, TimeoutError):
             return False
+
+    # -- Analysts: statuses and the audit trail ------------------------------
+
+    async def set_status(
+        self, e164: str, status: str, note: str, actor: str
+    ) -> tuple[NumberRecord, AuditEntry]:
+        """An analyst's decision about a number, its audit entry and change-log row, at once."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(self.sql["ensure_number"], e164)
+            return await self._change_status(conn, e164, status, note, actor, self.clock())
+
+    async def _change_status(
+        self,
+        conn: asyncpg.Connection,
+        e164: str,
+        status: str,
+        note: str,
+        actor: str,
+        now: datetime,
+    ) -> tuple[NumberRecord, AuditEntry]:
+        sql = self.sql
+        locked = await conn.fetchrow(sql["lock_number"], e164, None)
+        record = NumberRecord.from_row(locked)
+        previous = record.status
+        cleared_at: datetime | None = None
+        if status == "cleared":
+            # Clearing starts the evidence afresh: only reporters new since count.
+            cleared_at = now
+            record = dataclasses.replace(record, weights={}, weights_at=now)
+        elif previous == "cleared":
+            rows = await conn.fetch(sql["number_contributions"], e164, None)
+            contributions = (Contribution(r["category"], r["counted_at"]) for r in rows)
+            weights = evidence.weights_from(contributions, now, self.policy.half_life_days)
+            record = dataclasses.replace(record, weights=weights, weights_at=now)
+        record = dataclasses.replace(record, status=status)
+        verdict, changes_at = self._stored_verdict(record, now, locked["protected"])
+        await conn.execute(
+            sql["save_number_status"],
+            e164,
+            status,
+            cleared_at,
+            record.weights,
+            record.weights_at,
+            verdict,
+            changes_at,
+        )
+        entry = await conn.fetchrow(
+            sql["insert_audit"], e164, "status", actor, previous, status, note, now
+        )
+        await self.append_change(conn, e164, CHANGE_STATUS)
+        return record, AuditEntry.from_row(entry)
+
+    async def history(self, e164: str, after_id: int | None, limit: int) -> list[AuditEntry]:
+        rows = await self.pool.fetch(
+            self.sql["number_history"], e164, after_id if after_id is not None else _NO_ID, limit
+        )
+        return [AuditEntry.from_row(row) for row in rows]
+
+    async def number_reports(
+        self, e164: str, before_id: int | None, limit: int
+    ) -> list[ListedReport]:
+        rows = await self.pool.fetch(
+            self.sql["number_reports"],
+            e164,
+            before_id if before_id is not None else _ANY_ID,
+            limit,
+        )
+        return [ListedReport.from_row(row) for row in rows]
+
+    # -- Analysts: the review queue -------------------------------------------
+
+    async def review_queue(
+        self,
+        order: str,
+        *,
+        status: str | None,
+        category: str | None,
+        verdict: str | None,
+        appealed: bool,
+        after: tuple[Any, str] | None,
+        limit: int,
+    ) -> list[QueueEntry]:
+        """One page of numbers in ``order``, strictly after the cursor ``after`` (key, e164).
+
+        Keyset pagination on an index: the cost of a page does not grow with
+        its depth, and rows added meanwhile never shift or repeat later pages.
+        """
+        query, first_bound = QUEUE_ORDERS[order]
+        if appealed or (status is not None and status != "reported"):
+            query += "_reviewed"
+        key, e164 = after if after is not None else (first_bound, "")
+        rows = await self.pool.fetch(
+            self.sql[query], status, category, verdict, appealed, key, e164, limit
+        )
+        return [
+            QueueEntry(NumberRecord.from_row(row), row["verdict"], row["open_appeal_id"])
+            for row in rows
+        ]
+
+    # -- Decay: stored verdicts kept true as time passes ----------------------
+
+    async def sweep_due_verdicts(self, limit: int) -> tuple[int, list[str]]:
+        """Re-judge up to ``limit`` numbers whose verdict decay has changed.
+
+        Returns how many were due and the new verdict of each one that moved
+        (each with a change-log row). One node sweeps at a time.
+        """
+        now = self.clock()
+        sql = self.sql
+        async with self.pool.acquire() as conn, conn.transaction():
+            if not await conn.fetchval(sql["try_sweep_lock"], SWEEP_LOCK_KEY):
+                return 0, []
+            rows = await conn.fetch(sql["due_verdicts"], now, limit)
+            updates, moved = [], []
+            for row in rows:
+                record = NumberRecord.from_row(row)
+                verdict, changes_at = self._stored_verdict(record, now, row["protected"])
+                updates.append((record.e164, verdict, changes_at))
+                if verdict != row["verdict"]:
+                    moved.append((record.e164, verdict))
+            if updates:
+                await conn.executemany(sql["save_verdict"], updates)
+            for e164, _ in moved:
+                await self.append_change(conn, e164, CHANGE_DECAY)
+        return len(rows), [verdict for _, verdict in moved]
+
+    async def rejudge_if_policy_changed(self, batch_size: int) -> list[str] | None:
+        """Re-judge every number once after the verdict settings changed.
+
+        Returns the numbers whose stored verdict moved (each with a change-log
+        row), or None when the stored verdicts already follow this policy.
+        """
+        fingerprint = self.policy.fingerprint()
+        if await self.pool.fetchval(self.sql["get_state"], POLICY_STATE) == fingerprint:
+            return None
+        moved: list[str] = []
+        last = ""
+        async with self.pool.acquire() as conn:
+            while True:
+                async with conn.transaction():
+                    rows = await conn.fetch(self.sql["numbers_after"], last, batch_size)
+                    if not rows:
+                        break
+                    moved += await self._rejudge_rows(conn, rows)
+                    last = rows[-1]["e164"]
+            await conn.execute(self.sql["set_state"], POLICY_STATE, fingerprint)
+        return moved
+
+    async def _rejudge_rows(
+        self, conn: asyncpg.Connection, rows: list[asyncpg.Record]
+    ) -> list[str]:
+        now = self.clock()
+        updates, moved = [], []
+        for row in rows:
+            record = NumberRecord.from_row(row)
+            verdict, changes_at = self._stored_verdict(record, now, row["protected"])
+            if verdict != row["verdict"] or changes_at != row["verdict_changes_at"]:
+                updates.append((record.e164, verdict, changes_at))
+            if verdict != row["verdict"]:
+                moved.append(record.e164)
+        if updates:
+            await conn.executemany(self.sql["save_verdict"], updates)
+        for e164 in moved:
+            await self.append_change(conn, e164, CHANGE_POLICY)
+        return moved
+
+    # -- Appeals ----------------------------------------------------------------
+
+    async def open_appeal(
+        self, e164: str, contact: str, reason: str, actor: str
+    ) -> tuple[Appeal, bool]:
+        """Open an appeal; the same appeal again returns the open one (``False``: not new)."""
+        sql = self.sql
+        now = self.clock()
+        async with self.pool.acquire() as conn, conn.transaction():
+            if await conn.fetchrow(sql["lock_number"], e164, None) is None:
+                raise NotFound(
+                    "Nothing is known about this number: there is nothing to appeal.",
+                    code="number_not_listed",
+                )
+            existing = await conn.fetchrow(sql["open_appeal"], e164)
+            if existing is not None:
+                appeal = Appeal.from_row(existing)
+                if (appeal.contact, appeal.reason) == (contact, reason):
+                    return appeal, False
+                raise Conflict(
+                    "This number already has an open appeal.",
+                    code="appeal_already_open",
+                    appeal_id=appeal.id,
+                )
+            row = await conn.fetchrow(sql["insert_appeal"], e164, contact, reason, actor, now)
+            await conn.execute(sql["set_open_appeal"], e164, row["id"])
+            await conn.execute(
+                sql["insert_audit"], e164, "appeal", actor, None, "open", f"appeal {row['id']}", now
+            )
+        return Appeal.from_row(row), True
+
+    async def resolve_appeal(
+        self, appeal_id: int, decision: str, note: str, actor: str
+    ) -> tuple[Appeal, NumberRecord | None]:
+        """Close an appeal; ``accepted`` also clears the number (unless allowlisted).
+
+        Returns the appeal and the number's new aggregate when its status moved.
+        """
+        sql = self.sql
+        now = self.clock()
+        async with self.pool.acquire() as conn, conn.transaction():
+            found = await conn.fetchrow(sql["appeal_number"], appeal_id)
+            if found is None:
+                raise NotFound("No such appeal.", code="appeal_not_found")
+            # Lock the number before the appeal, in the order opening an appeal does.
+            locked = await conn.fetchrow(sql["lock_number"], found["e164"], None)
+            current = Appeal.from_row(await conn.fetchrow(sql["lock_appeal"], appeal_id))
+            if current.status != "open":
+                raise Conflict(f"This appeal was already {current.status}.", code="appeal_resolved")
+            row = await conn.fetchrow(sql["resolve_appeal"], appeal_id, decision, actor, now, note)
+            await conn.execute(sql["set_open_appeal"], current.e164, None)
+            await conn.execute(
+                sql["insert_audit"], current.e164, "appeal", actor, "open", decision, note, now
+            )
+            record = None
+            if decision == "accepted" and locked["status"] != "allowlisted":
+                why = f"appeal {appeal_id} accepted: {note}"
+                e164 = current.e164
+                record, _ = await self._change_status(conn, e164, "cleared", why, actor, now)
+        return Appeal.from_row(row), record
+
+    async def appeals(self, status: str | None, after_id: int | None, limit: int) -> list[Appeal]:
+        rows = await self.pool.fetch(
+            self.sql["list_appeals"], status, after_id if after_id is not None else _NO_ID, limit
+        )
+        return [Appeal.from_row(row) for row in rows]
+
+    async def count_open_appeals(self) -> int:
+        count: int = await self.pool.fetchval(self.sql["count_open_appeals"])
+        return count
+
+    # -- Protected numbers ------------------------------------------------------
+
+    async def protected_keys(self) -> set[str]:
+        """Every protected number, for the in-memory set of each node."""
+        return {row[0] for row in await self.pool.fetch(self.sql["protected_keys"])}
+
+    async def protected_numbers(self, after: str | None, limit: int) -> list[ProtectedNumber]:
+        rows = await self.pool.fetch(self.sql["list_protected"], after or "", limit)
+        return [ProtectedNumber.from_row(row) for row in rows]
+
+    async def protect(
+        self, e164: str, name: str, note: str | None, actor: str
+    ) -> tuple[ProtectedNumber, bool, NumberRecord | None]:
+        """Protect a number or rename it: (entry, newly protected, number's aggregate if known)."""
+        sql = self.sql
+        now = self.clock()
+        async with self.pool.acquire() as conn, conn.transaction():
+            before = await conn.fetchrow(sql["get_protected"], e164)
+            if before is not None and (before["name"], before["note"]) == (name, note):
+                record = await conn.fetchrow(sql["fetch_number"], e164)
+                return (
+                    ProtectedNumber.from_row(before),
+                    False,
+                    NumberRecord.from_row(record) if record else None,
+                )
+            row = await conn.fetchrow(sql["upsert_protected"], e164, name, note, actor, now)
+            await conn.execute(
+                sql["insert_audit"],
+                e164,
+                "protect",
+                actor,
+                before["name"] if before is not None else None,
+                name,
+                note,
+                now,
+            )
+            record = await self._rejudge_number(conn, e164, now)
+            await self.append_change(conn, e164, CHANGE_PROTECTED)
+        return ProtectedNumber.from_row(row), before is None, record
+
+    async def unprotect(
+        self, e164: str, note: str | None, actor: str
+    ) -> tuple[ProtectedNumber, NumberRecord | None]:
+        """Stop protecting a number: (the entry removed, the number's aggregate if known)."""
+        sql = self.sql
+        now = self.clock()
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(sql["delete_protected"], e164)
+            if row is None:
+                raise NotFound("This number is not protected.", code="not_protected")
+            await conn.execute(
+                sql["insert_audit"], e164, "unprotect", actor, row["name"], None, note, now
+            )
+            record = await self._rejudge_number(conn, e164, now)
+            await self.append_change(conn, e164, CHANGE_PROTECTED)
+        return ProtectedNumber.from_row(row), record
+
+    async def load_protected(
+        self, entries: list[tuple[str, str, str | None]], actor: str, *, replace: bool
+    ) -> dict[str, int]:
+        """Apply a protected list (number, name, note) in one transaction; counts per outcome.
+
+        With ``replace``, numbers missing from the list stop being protected.
+        """
+        sql = self.sql
+        now = self.clock()
+        counts = {"added": 0, "updated": 0, "unchanged": 0, "removed": 0}
+        wanted = {e164 for e164, _, _ in entries}
+        async with self.pool.acquire() as conn, conn.transaction():
+            for e164, name, note in entries:
+                before = await conn.fetchrow(sql["get_protected"], e164)
+                if before is not None and (before["name"], before["note"]) == (name, note):
+                    counts["unchanged"] += 1
+                    continue
+                await conn.execute(sql["upsert_protected"], e164, name, note, actor, now)
+                await conn.execute(
+                    sql["insert_audit"],
+                    e164,
+                    "protect",
+                    actor,
+                    before["name"] if before is not None else None,
+                    name,
+                    note,
+                    now,
+                )
+                await self._rejudge_number(conn, e164, now)
+                await self.append_change(conn, e164, CHANGE_PROTECTED)
+                counts["added" if before is None else "updated"] += 1
+            if replace:
+                current = {row[0] for row in await conn.fetch(sql["protected_keys"])}
+                for e164 in sorted(current - wanted):
+                    row = await conn.fetchrow(sql["delete_protected"], e164)
+                    await conn.execute(
+                        sql["insert_audit"], e164, "unprotect", actor, row["name"], None, None, now
+                    )
+                    await self._rejudge_number(conn, e164, now)
+                    await self.append_change(conn, e164, CHANGE_PROTECTED)
+                    counts["removed"] += 1
+        return counts
+
+    async def _rejudge_number(
+        self, conn: asyncpg.Connection, e164: str, now: datetime
+    ) -> NumberRecord | None:
+        """Store the verdict of a number whose protection changed (None: not a known number)."""
+        locked = await conn.fetchrow(self.sql["lock_number"], e164, None)
+        if locked is None:
+            return None
+        record = NumberRecord.from_row(locked)
+        verdict, changes_at = self._stored_verdict(record, now, locked["protected"])
+        await conn.execute(self.sql["save_verdict"], e164, verdict, changes_at)
+        return record
+
+
+def _reporter_state(locked: Mapping[str, Any]) -> ReporterState | None:
+    """What a number's locked row says about the reporter joined to it."""
+    first = locked["reporter_first_reported_at"]
+    if first is None:
+        return None
+    counted_at = locked["reporter_counted_at"]
+    contribution = (
+        Contribution(locked["reporter_category"], counted_at) if counted_at is not None else None
+    )
+    return ReporterState(first, contribution)

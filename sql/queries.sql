@@ -4,7 +4,8 @@
 
 -- fetch_number --
 -- The aggregate of one number, for a lookup that the Bloom filter and cache could not answer
-SELECT e164, status, reports, reporters, categories, first_reported_at, last_reported_at
+SELECT e164, status, reports, reporters, categories, first_reported_at, last_reported_at,
+       weights, weights_at, heat_key
 FROM numbers
 WHERE e164 = $1;
 
@@ -18,9 +19,10 @@ SELECT e164 FROM numbers;
 
 -- most_reported_numbers --
 -- The numbers most likely to be looked up, to warm the hot cache
-SELECT e164, status, reports, reporters, categories, first_reported_at, last_reported_at
+SELECT e164, status, reports, reporters, categories, first_reported_at, last_reported_at,
+       weights, weights_at, heat_key
 FROM numbers
-ORDER BY reporters DESC, e164
+ORDER BY reporters DESC, e164 DESC
 LIMIT $1;
 
 -- claim_idempotency_key --
@@ -37,30 +39,10 @@ ON CONFLICT (e164) DO NOTHING;
 -- insert_report --
 -- Keep one report; nothing if the Idempotency-Key was taken meanwhile
 INSERT INTO reports (e164, reporter_hash, channel, category, content, received_at,
-                     idempotency_key, request_hash)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                     idempotency_key, request_hash, counted)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 ON CONFLICT (idempotency_key) DO NOTHING
 RETURNING id, e164, channel, category, content, received_at;
-
--- add_number_reporter --
--- Remember that this reporter reported this number; returns a row only the first time
-INSERT INTO number_reporters (e164, reporter_hash, first_reported_at)
-VALUES ($1, $2, $3)
-ON CONFLICT DO NOTHING
-RETURNING true;
-
--- count_report --
--- Fold one report into the aggregate of its number
-UPDATE numbers
-SET reports = reports + 1,
-    reporters = reporters + $2::int,
-    categories = jsonb_set(categories, ARRAY[$3::text],
-                           to_jsonb(coalesce((categories ->> $3::text)::int, 0) + 1)),
-    first_reported_at = least(first_reported_at, $4),
-    last_reported_at = greatest(last_reported_at, $4),
-    updated_at = now()
-WHERE e164 = $1
-RETURNING e164, status, reports, reporters, categories, first_reported_at, last_reported_at;
 
 -- append_change --
 -- Record that the answer for a number changed, for the other nodes to pick up
@@ -89,7 +71,8 @@ SELECT 1;
 
 -- fetch_numbers --
 -- The aggregates of several numbers at once, for the misses of a batch lookup
-SELECT e164, status, reports, reporters, categories, first_reported_at, last_reported_at
+SELECT e164, status, reports, reporters, categories, first_reported_at, last_reported_at,
+       weights, weights_at, heat_key
 FROM numbers
 WHERE e164 = ANY($1::text[]);
 
@@ -123,3 +106,284 @@ WHERE revoked_at IS NULL;
 -- notify_api_keys --
 -- Wake every node to re-read the API keys (delivered at commit)
 SELECT pg_notify('reputation_api_keys', '');
+
+-- ---------------------------------------------------------------------------
+-- Verdicts: evidence, statuses, audit trail, review queue, appeals, protection
+-- ---------------------------------------------------------------------------
+
+-- lock_number --
+-- A number's aggregate, locked for this transaction, with one reporter's state ($2, may be null)
+SELECT n.e164, n.status, n.reports, n.reporters, n.categories, n.first_reported_at,
+       n.last_reported_at, n.weights, n.weights_at, n.heat_key, n.cleared_at, n.verdict,
+       n.verdict_changes_at, n.open_appeal_id,
+       r.first_reported_at AS reporter_first_reported_at,
+       r.category AS reporter_category, r.counted_at AS reporter_counted_at,
+       EXISTS (SELECT 1 FROM protected_numbers p WHERE p.e164 = n.e164) AS protected
+FROM numbers n
+LEFT JOIN number_reporters r ON r.e164 = n.e164 AND r.reporter_hash = $2
+WHERE n.e164 = $1
+FOR UPDATE OF n;
+
+-- claim_reporter_day --
+-- Count one more number for a reporter today; no row once they reached the daily cap ($3)
+INSERT INTO reporter_days (reporter_hash, day, numbers) VALUES ($1, $2, 1)
+ON CONFLICT (reporter_hash, day) DO UPDATE SET numbers = reporter_days.numbers + 1
+WHERE reporter_days.numbers < $3
+RETURNING numbers;
+
+-- save_number_reporter --
+-- Remember a reporter of a number and, when it counted, their contribution (category, time)
+INSERT INTO number_reporters (e164, reporter_hash, first_reported_at, category, counted_at)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (e164, reporter_hash) DO UPDATE
+SET category = coalesce(EXCLUDED.category, number_reporters.category),
+    counted_at = coalesce(EXCLUDED.counted_at, number_reporters.counted_at);
+
+-- save_number_after_report --
+-- Write a number's aggregate after one report (computed under the row lock)
+UPDATE numbers
+SET reports = $2, reporters = $3, categories = $4, first_reported_at = $5,
+    last_reported_at = $6, weights = $7, weights_at = $8, heat_key = $9, verdict = $10,
+    verdict_changes_at = $11, updated_at = now()
+WHERE e164 = $1;
+
+-- number_contributions --
+-- The counted contribution of each reporter of a number (of those first seen after $2, if given)
+SELECT category, counted_at
+FROM number_reporters
+WHERE e164 = $1 AND counted_at IS NOT NULL
+  AND ($2::timestamptz IS NULL OR first_reported_at > $2);
+
+-- save_number_status --
+-- Write an analyst's status with the evidence and verdict it leads to
+UPDATE numbers
+SET status = $2, cleared_at = $3, weights = $4, weights_at = $5, verdict = $6,
+    verdict_changes_at = $7, updated_at = now()
+WHERE e164 = $1;
+
+-- save_verdict --
+-- Store a re-judged verdict and when decay next changes it
+UPDATE numbers SET verdict = $2, verdict_changes_at = $3 WHERE e164 = $1;
+
+-- insert_audit --
+-- Keep who changed what about a number, from what, to what, and why
+INSERT INTO audit_log (e164, action, actor, from_value, to_value, note, at)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+RETURNING id, e164, action, actor, from_value, to_value, note, at;
+
+-- number_history --
+-- A number's audit trail, oldest first, after the entry id $2
+SELECT id, e164, action, actor, from_value, to_value, note, at
+FROM audit_log
+WHERE e164 = $1 AND id > $2
+ORDER BY id
+LIMIT $3;
+
+-- number_reports --
+-- The reports behind a number, newest first, before the report id $2
+SELECT id, e164, reporter_hash, channel, category, content, received_at, counted
+FROM reports
+WHERE e164 = $1 AND id < $2
+ORDER BY id DESC
+LIMIT $3;
+
+-- queue_by_reporters --
+-- Review queue, most distinct reporters first, after the cursor ($5, $6)
+SELECT e164, status, reports, reporters, categories, first_reported_at, last_reported_at,
+       weights, weights_at, heat_key, verdict, open_appeal_id
+FROM numbers
+WHERE ($1::text IS NULL OR status = $1)
+  AND ($2::text IS NULL OR categories ? $2)
+  AND ($3::text IS NULL OR verdict = $3)
+  AND (NOT $4::boolean OR open_appeal_id IS NOT NULL)
+  AND (reporters, e164) < ($5::int, $6::text)
+ORDER BY reporters DESC, e164 DESC
+LIMIT $7;
+
+-- queue_by_reporters_reviewed --
+-- Same, among the numbers an analyst touched or under appeal (their own small index)
+SELECT e164, status, reports, reporters, categories, first_reported_at, last_reported_at,
+       weights, weights_at, heat_key, verdict, open_appeal_id
+FROM numbers
+WHERE (status <> 'reported' OR open_appeal_id IS NOT NULL)
+  AND ($1::text IS NULL OR status = $1)
+  AND ($2::text IS NULL OR categories ? $2)
+  AND ($3::text IS NULL OR verdict = $3)
+  AND (NOT $4::boolean OR open_appeal_id IS NOT NULL)
+  AND (reporters, e164) < ($5::int, $6::text)
+ORDER BY reporters DESC, e164 DESC
+LIMIT $7;
+
+-- queue_by_recent --
+-- Review queue, most recently reported first (never reported last), after the cursor ($5, $6)
+SELECT e164, status, reports, reporters, categories, first_reported_at, last_reported_at,
+       weights, weights_at, heat_key, verdict, open_appeal_id
+FROM numbers
+WHERE ($1::text IS NULL OR status = $1)
+  AND ($2::text IS NULL OR categories ? $2)
+  AND ($3::text IS NULL OR verdict = $3)
+  AND (NOT $4::boolean OR open_appeal_id IS NOT NULL)
+  AND (coalesce(last_reported_at, '-infinity'), e164) < ($5::timestamptz, $6::text)
+ORDER BY coalesce(last_reported_at, '-infinity') DESC, e164 DESC
+LIMIT $7;
+
+-- queue_by_recent_reviewed --
+-- Same, among the numbers an analyst touched or under appeal (their own small index)
+SELECT e164, status, reports, reporters, categories, first_reported_at, last_reported_at,
+       weights, weights_at, heat_key, verdict, open_appeal_id
+FROM numbers
+WHERE (status <> 'reported' OR open_appeal_id IS NOT NULL)
+  AND ($1::text IS NULL OR status = $1)
+  AND ($2::text IS NULL OR categories ? $2)
+  AND ($3::text IS NULL OR verdict = $3)
+  AND (NOT $4::boolean OR open_appeal_id IS NOT NULL)
+  AND (coalesce(last_reported_at, '-infinity'), e164) < ($5::timestamptz, $6::text)
+ORDER BY coalesce(last_reported_at, '-infinity') DESC, e164 DESC
+LIMIT $7;
+
+-- queue_by_heat --
+-- Review queue, most active now first, after the cursor ($5, $6)
+SELECT e164, status, reports, reporters, categories, first_reported_at, last_reported_at,
+       weights, weights_at, heat_key, verdict, open_appeal_id
+FROM numbers
+WHERE ($1::text IS NULL OR status = $1)
+  AND ($2::text IS NULL OR categories ? $2)
+  AND ($3::text IS NULL OR verdict = $3)
+  AND (NOT $4::boolean OR open_appeal_id IS NOT NULL)
+  AND (heat_key, e164) < ($5::float8, $6::text)
+ORDER BY heat_key DESC, e164 DESC
+LIMIT $7;
+
+-- queue_by_heat_reviewed --
+-- Same, among the numbers an analyst touched or under appeal (their own small index)
+SELECT e164, status, reports, reporters, categories, first_reported_at, last_reported_at,
+       weights, weights_at, heat_key, verdict, open_appeal_id
+FROM numbers
+WHERE (status <> 'reported' OR open_appeal_id IS NOT NULL)
+  AND ($1::text IS NULL OR status = $1)
+  AND ($2::text IS NULL OR categories ? $2)
+  AND ($3::text IS NULL OR verdict = $3)
+  AND (NOT $4::boolean OR open_appeal_id IS NOT NULL)
+  AND (heat_key, e164) < ($5::float8, $6::text)
+ORDER BY heat_key DESC, e164 DESC
+LIMIT $7;
+
+-- due_verdicts --
+-- Numbers whose stored verdict decay has changed by $1, oldest due first, locked for the sweep
+SELECT e164, status, reports, reporters, categories, first_reported_at, last_reported_at,
+       weights, weights_at, heat_key, verdict,
+       EXISTS (SELECT 1 FROM protected_numbers p WHERE p.e164 = numbers.e164) AS protected
+FROM numbers
+WHERE verdict_changes_at <= $1
+ORDER BY verdict_changes_at
+LIMIT $2
+FOR UPDATE SKIP LOCKED;
+
+-- numbers_after --
+-- A batch of numbers after $1, locked, to re-judge them all once the verdict settings change
+SELECT e164, status, reports, reporters, categories, first_reported_at, last_reported_at,
+       weights, weights_at, heat_key, verdict, verdict_changes_at,
+       EXISTS (SELECT 1 FROM protected_numbers p WHERE p.e164 = numbers.e164) AS protected
+FROM numbers
+WHERE e164 > $1
+ORDER BY e164
+LIMIT $2
+FOR UPDATE;
+
+-- try_sweep_lock --
+-- Let one node at a time sweep (held until the transaction ends)
+SELECT pg_try_advisory_xact_lock($1);
+
+-- get_state --
+-- A fact the service keeps about itself
+SELECT value FROM server_state WHERE name = $1;
+
+-- set_state --
+-- Keep a fact the service keeps about itself
+INSERT INTO server_state (name, value) VALUES ($1, $2)
+ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value;
+
+-- insert_appeal --
+-- Open an appeal; nothing when the number already has an open one
+INSERT INTO appeals (e164, contact, reason, submitted_by, created_at)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (e164) WHERE status = 'open' DO NOTHING
+RETURNING id, e164, contact, reason, status, submitted_by, created_at, resolved_by,
+          resolved_at, resolution_note;
+
+-- open_appeal --
+-- The open appeal of a number, if any
+SELECT id, e164, contact, reason, status, submitted_by, created_at, resolved_by,
+       resolved_at, resolution_note
+FROM appeals
+WHERE e164 = $1 AND status = 'open';
+
+-- set_open_appeal --
+-- Show (or stop showing) a number's open appeal in the review queue
+UPDATE numbers SET open_appeal_id = $2 WHERE e164 = $1;
+
+-- lock_appeal --
+-- One appeal, locked to resolve it
+SELECT id, e164, contact, reason, status, submitted_by, created_at, resolved_by,
+       resolved_at, resolution_note
+FROM appeals
+WHERE id = $1
+FOR UPDATE;
+
+-- resolve_appeal --
+-- Close an appeal with the analyst's decision
+UPDATE appeals
+SET status = $2, resolved_by = $3, resolved_at = $4, resolution_note = $5
+WHERE id = $1
+RETURNING id, e164, contact, reason, status, submitted_by, created_at, resolved_by,
+          resolved_at, resolution_note;
+
+-- list_appeals --
+-- Appeals in one status (or all), oldest first, after the appeal id $2
+SELECT id, e164, contact, reason, status, submitted_by, created_at, resolved_by,
+       resolved_at, resolution_note
+FROM appeals
+WHERE ($1::text IS NULL OR status = $1) AND id > $2
+ORDER BY id
+LIMIT $3;
+
+-- count_open_appeals --
+-- How many appeals wait for an analyst
+SELECT count(*) FROM appeals WHERE status = 'open';
+
+-- protected_keys --
+-- Every protected number, loaded into each node's memory
+SELECT e164 FROM protected_numbers;
+
+-- list_protected --
+-- Protected numbers in number order, after $1
+SELECT e164, name, note, updated_by, updated_at
+FROM protected_numbers
+WHERE e164 > $1
+ORDER BY e164
+LIMIT $2;
+
+-- get_protected --
+-- One protected number, locked for this transaction
+SELECT e164, name, note, updated_by, updated_at
+FROM protected_numbers
+WHERE e164 = $1
+FOR UPDATE;
+
+-- upsert_protected --
+-- Protect a number, or change its name and note
+INSERT INTO protected_numbers (e164, name, note, updated_by, updated_at)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (e164) DO UPDATE
+SET name = EXCLUDED.name, note = EXCLUDED.note, updated_by = EXCLUDED.updated_by,
+    updated_at = EXCLUDED.updated_at
+RETURNING e164, name, note, updated_by, updated_at;
+
+-- delete_protected --
+-- Stop protecting a number
+DELETE FROM protected_numbers WHERE e164 = $1
+RETURNING e164, name, note, updated_by, updated_at;
+
+-- appeal_number --
+-- Which number an appeal is about (read before locking the number, then the appeal)
+SELECT id, e164 FROM appeals WHERE id = $1;

@@ -19,11 +19,38 @@ CREATE TABLE numbers (
     categories jsonb NOT NULL DEFAULT '{}'::jsonb,
     first_reported_at timestamptz,
     last_reported_at timestamptz,
-    updated_at timestamptz NOT NULL DEFAULT now()
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    -- Distinct reporters per category, decayed to weights_at.
+    weights jsonb NOT NULL DEFAULT '{}'::jsonb,
+    weights_at timestamptz,
+    -- log2 of the report activity, in heat half-lives since 1970: ordering by
+    -- it orders by current heat, whatever the time.
+    heat_key double precision NOT NULL DEFAULT '-Infinity',
+    -- When an analyst last cleared the number (only reporters new since count).
+    cleared_at timestamptz,
+    -- The verdict as of the last report, status change or sweep (no call
+    -- context), and when decay will next lower it.
+    verdict text NOT NULL DEFAULT 'allow' CHECK (verdict IN ('allow', 'warn', 'block')),
+    verdict_changes_at timestamptz,
+    open_appeal_id bigint
 );
 
--- Start-up warms the cache with the most reported numbers.
-CREATE INDEX numbers_reporters_idx ON numbers (reporters DESC, e164);
+-- The review queue pages through numbers by these keys (keyset pagination);
+-- start-up warms the cache with the most reported numbers.
+CREATE INDEX numbers_reporters_idx ON numbers (reporters, e164);
+CREATE INDEX numbers_recent_idx ON numbers (coalesce(last_reported_at, '-infinity'), e164);
+CREATE INDEX numbers_heat_idx ON numbers (heat_key, e164);
+-- The few numbers an analyst touched or that are under appeal, in the same orders.
+CREATE INDEX numbers_reviewed_reporters_idx ON numbers (reporters, e164)
+    WHERE status <> 'reported' OR open_appeal_id IS NOT NULL;
+CREATE INDEX numbers_reviewed_recent_idx
+    ON numbers (coalesce(last_reported_at, '-infinity'), e164)
+    WHERE status <> 'reported' OR open_appeal_id IS NOT NULL;
+CREATE INDEX numbers_reviewed_heat_idx ON numbers (heat_key, e164)
+    WHERE status <> 'reported' OR open_appeal_id IS NOT NULL;
+-- The decay sweep reads only the numbers whose verdict is due to change.
+CREATE INDEX numbers_verdict_changes_idx ON numbers (verdict_changes_at)
+    WHERE verdict_changes_at IS NOT NULL;
 
 -- Every report ever accepted. The reporter is kept only as a keyed hash.
 CREATE TABLE reports (
@@ -35,7 +62,10 @@ CREATE TABLE reports (
     content text CHECK (char_length(content) <= 1000),
     received_at timestamptz NOT NULL DEFAULT now(),
     idempotency_key text UNIQUE,
-    request_hash bytea
+    request_hash bytea,
+    -- Whether it counted (a new or renewed distinct reporter within the daily
+    -- cap) or was only recorded.
+    counted boolean NOT NULL DEFAULT false
 );
 
 CREATE INDEX reports_e164_idx ON reports (e164, id);
@@ -45,7 +75,19 @@ CREATE TABLE number_reporters (
     e164 text NOT NULL REFERENCES numbers (e164),
     reporter_hash bytea NOT NULL,
     first_reported_at timestamptz NOT NULL,
+    -- The category and time of their last counted report on this number: their
+    -- contribution is 1 at that time, halving every half-life.
+    category text,
+    counted_at timestamptz,
     PRIMARY KEY (e164, reporter_hash)
+);
+
+-- How many numbers each reporter has counted on, per reporting day (the cap).
+CREATE TABLE reporter_days (
+    reporter_hash bytea NOT NULL,
+    day date NOT NULL,
+    numbers integer NOT NULL,
+    PRIMARY KEY (reporter_hash, day)
 );
 
 -- Every change that can alter a lookup answer, in commit order of sequence;
@@ -75,4 +117,52 @@ CREATE TABLE api_keys (
     rate_limit text,
     created_at timestamptz NOT NULL DEFAULT now(),
     revoked_at timestamptz
+);
+
+-- Who changed what about a number, when, from what, to what, and why.
+CREATE TABLE audit_log (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    e164 text NOT NULL,
+    action text NOT NULL CHECK (action IN ('status', 'protect', 'unprotect', 'appeal')),
+    actor text NOT NULL,
+    from_value text,
+    to_value text,
+    note text,
+    at timestamptz NOT NULL
+);
+
+CREATE INDEX audit_log_e164_idx ON audit_log (e164, id);
+
+-- Requests from a number's owner to review its verdict; one open at a time.
+CREATE TABLE appeals (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    e164 text NOT NULL REFERENCES numbers (e164),
+    contact text NOT NULL,
+    reason text NOT NULL,
+    status text NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'accepted', 'rejected')),
+    submitted_by text NOT NULL,
+    created_at timestamptz NOT NULL,
+    resolved_by text,
+    resolved_at timestamptz,
+    resolution_note text
+);
+
+CREATE UNIQUE INDEX appeals_one_open_idx ON appeals (e164) WHERE status = 'open';
+CREATE INDEX appeals_status_idx ON appeals (status, id);
+
+-- Numbers that reports can never push to block (emergency, government, banks,
+-- the reporting line itself); a call showing one without full attestation is
+-- flagged as spoofed.
+CREATE TABLE protected_numbers (
+    e164 text PRIMARY KEY CHECK (e164 ~ '^\+[1-9][0-9]{6,14}$'),
+    name text NOT NULL,
+    note text,
+    updated_by text NOT NULL,
+    updated_at timestamptz NOT NULL
+);
+
+-- Small facts the service keeps about itself (e.g. the verdict policy in force).
+CREATE TABLE server_state (
+    name text PRIMARY KEY,
+    value text NOT NULL
 );

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -103,3 +104,37 @@ async def test_every_named_query_is_valid_sql(empty_database: asyncpg.Connection
             await empty_database.prepare(sql)
         except asyncpg.PostgresError as exc:  # pragma: no cover - the failure message
             pytest.fail(f"query {name}: {exc}")
+
+
+async def test_verdict_migration_carries_existing_reports_over(
+    empty_database: asyncpg.Connection,
+) -> None:
+    """Numbers reported before decayed evidence existed keep their reporters, weighed by age."""
+    conn = empty_database
+    version, name, initial = migrations()[0]
+    await conn.execute(initial)
+    await conn.execute(
+        "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name
+    )
+    await conn.execute(
+        """
+        INSERT INTO numbers (e164, reports, reporters, categories)
+        VALUES ('+84912345678', 3, 2, '{"scam": 2, "spam_call": 1}');
+        INSERT INTO reports (e164, reporter_hash, channel, category, received_at) VALUES
+            ('+84912345678', 'a', 'api', 'scam', now() - interval '90 days'),
+            ('+84912345678', 'a', 'api', 'spam_call', now() - interval '1 day'),
+            ('+84912345678', 'b', 'sms', 'scam', now());
+        INSERT INTO number_reporters (e164, reporter_hash, first_reported_at) VALUES
+            ('+84912345678', 'a', now() - interval '90 days'),
+            ('+84912345678', 'b', now());
+        """
+    )
+    await migrate(conn)
+    row = await conn.fetchrow("SELECT weights, heat_key FROM numbers")
+    weights = json.loads(row["weights"])
+    assert weights == {"scam": pytest.approx(1.5, abs=1e-6)}  # 0.5 (90 days old) + 1
+    assert row["heat_key"] > 0
+    counted = await conn.fetch("SELECT reporter_hash FROM reports WHERE counted ORDER BY id")
+    assert [bytes(r[0]) for r in counted] == [b"a", b"b"]
+    categories = await conn.fetch("SELECT category FROM number_reporters ORDER BY reporter_hash")
+    assert [r[0] for r in categories] == ["scam", "scam"]
