@@ -64,6 +64,9 @@ class Answer:
     categories: Mapping[str, int]
     status: str | None
     reasons: tuple[str, ...]
+    confidence: float
+    heat: float
+    appeal_url: str | None
     raw: Mapping[str, Any] = field(repr=False)
 
     @classmethod
@@ -78,6 +81,9 @@ class Answer:
             categories=body["categories"],
             status=body["status"],
             reasons=tuple(body["reasons"]),
+            confidence=body.get("confidence", 0.0),
+            heat=body.get("heat", 0.0),
+            appeal_url=body.get("appeal_url"),
             raw=body,
         )
 

@@ -29,6 +29,7 @@ from reputation.constants import (
     MAX_IDEMPOTENCY_KEY_CHARS,
 )
 from reputation.normalize import MAX_INPUT_CHARS
+from reputation.verdict import REASONS
 
 Schema = dict[str, Any]
 
@@ -54,10 +55,18 @@ ERROR_CODES = (
     "content_too_long",
     "self_report",
     "invalid_idempotency_key",
+    "invalid_attestation",
+    "invalid_verstat",
     # Other statuses.
     "not_found",
     "method_not_allowed",
     "idempotency_conflict",
+    "conflict",
+    "number_not_listed",
+    "not_protected",
+    "appeal_not_found",
+    "appeal_already_open",
+    "appeal_resolved",
     "payload_too_large",
     "batch_too_large",
     "uri_too_long",
@@ -84,14 +93,7 @@ ERROR_CODES = (
 VERDICTS = ("allow", "warn", "block")
 NUMBER_STATUSES = ("reported", "confirmed", "cleared", "allowlisted")
 # The reasons a verdict can give (``verdict.judge``).
-VERDICT_REASONS = (
-    "few_reports",
-    "reported_by_several",
-    "reported_by_many",
-    "confirmed",
-    "cleared",
-    "allowlisted",
-)
+VERDICT_REASONS = REASONS
 
 
 def ref(name: str) -> Schema:
@@ -179,25 +181,46 @@ SCHEMAS: dict[str, Schema] = {
             "reported",
             "verdict",
             "score",
+            "confidence",
             "reports",
             "reporters",
+            "heat",
             "categories",
             "status",
             "first_reported_at",
             "last_reported_at",
             "reasons",
+            "appeal_url",
         ],
         "additionalProperties": False,
         "properties": {
             "number": ref("E164"),
             "reported": {"type": "boolean", "description": "At least one report was counted."},
             "verdict": ref("Verdict"),
-            "score": {"type": "number", "minimum": 0, "maximum": 1},
-            "reports": {"type": "integer", "minimum": 0, "description": "Reports counted."},
+            "score": {
+                "type": "number",
+                "minimum": 0,
+                "maximum": 1,
+                "description": "Weighted recent evidence over the block threshold (1: enough "
+                "to block).",
+            },
+            "confidence": {
+                "type": "number",
+                "minimum": 0,
+                "maximum": 1,
+                "description": "How much evidence there is: the 95% Wilson lower bound for n "
+                "agreeing (decayed) reporters, n / (n + 3.84); 1 for an analyst's decision.",
+            },
+            "reports": {"type": "integer", "minimum": 0, "description": "Reports kept."},
             "reporters": {
                 "type": "integer",
                 "minimum": 0,
-                "description": "Distinct people who reported the number.",
+                "description": "Distinct people whose reports counted ('reported by 11 people').",
+            },
+            "heat": {
+                "type": "number",
+                "minimum": 0,
+                "description": "Recent activity: counted reports, each halving every 7 days.",
             },
             "categories": {
                 "type": "object",
@@ -213,6 +236,14 @@ SCHEMAS: dict[str, Schema] = {
                 "items": {"type": "string", "enum": list(VERDICT_REASONS)},
                 "description": "Why the verdict is what it is.",
             },
+            "appeal_url": nullable(
+                {
+                    "type": "string",
+                    "format": "uri",
+                    "description": "Where the number's owner can appeal a warn or block verdict "
+                    "(for SIP Call-Info with a 608 rejection, RFC 8688); null when not set.",
+                }
+            ),
         },
     },
     "LookupEntryError": {
@@ -326,6 +357,27 @@ SCHEMAS: dict[str, Schema] = {
 }
 
 PARAMETERS: dict[str, Schema] = {
+    "Attestation": {
+        "name": "attestation",
+        "in": "query",
+        "required": False,
+        "description": (
+            "STIR/SHAKEN attestation of the call being set up (any case). A protected number "
+            "shown without A is answered as spoofed (reason spoofed_protected_number)."
+        ),
+        "schema": {"type": "string", "enum": ["A", "B", "C", "none", "a", "b", "c", "NONE"]},
+    },
+    "Verstat": {
+        "name": "verstat",
+        "in": "query",
+        "required": False,
+        "description": (
+            "The verstat of the call's P-Asserted-Identity, instead of or with attestation: "
+            "TN-Validation-Passed (taken as A unless attestation says the level; -A, -B, -C "
+            "forms are read), TN-Validation-Failed (reason failed_validation), No-TN-Validation."
+        ),
+        "schema": {"type": "string"},
+    },
     "Number": {
         "name": "number",
         "in": "path",
@@ -461,10 +513,18 @@ LOOKUP_PATHS: dict[str, Schema] = {
             "`allow` with `reported: false`.",
             tag="lookups",
             roles=("lookup", "analyst"),
-            parameters=[NUMBER_PARAMETER],
+            parameters=[
+                NUMBER_PARAMETER,
+                {"$ref": "#/components/parameters/Attestation"},
+                {"$ref": "#/components/parameters/Verstat"},
+            ],
             responses={
                 "200": json_response("The answer.", ref("NumberAnswer")),
-                **errors(e400=NUMBER_ERRORS, e503="database_unavailable: retry later."),
+                **errors(
+                    e400=NUMBER_ERRORS.removesuffix(".") + "; invalid_attestation, "
+                    "invalid_verstat.",
+                    e503="database_unavailable: retry later.",
+                ),
             },
         )
     },
