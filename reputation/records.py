@@ -170,6 +170,7 @@ class ListedReport:
     id: int
     e164: str
     reporter_hash: bytes
+    reporter_masked: str | None
     channel: str
     category: str
     content: str | None

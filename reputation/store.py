@@ -207,6 +207,7 @@ class Store:
                 report.idempotency_key,
                 fingerprint,
                 counted,
+                privacy.mask(report.reporter) if report.reporter is not None else None,
             )
             if row is None:
                 raise _KeyTaken()

@@ -39,8 +39,8 @@ ON CONFLICT (e164) DO NOTHING;
 -- insert_report --
 -- Keep one report; nothing if the Idempotency-Key was taken meanwhile
 INSERT INTO reports (e164, reporter_hash, channel, category, content, received_at,
-                     idempotency_key, request_hash, counted)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                     idempotency_key, request_hash, counted, reporter_masked)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 ON CONFLICT (idempotency_key) DO NOTHING
 RETURNING id, e164, channel, category, content, received_at;
 
@@ -181,7 +181,8 @@ LIMIT $3;
 
 -- number_reports --
 -- The reports behind a number, newest first, before the report id $2
-SELECT id, e164, reporter_hash, channel, category, content, received_at, counted
+SELECT id, e164, reporter_hash, reporter_masked, channel, category, content, received_at,
+       counted
 FROM reports
 WHERE e164 = $1 AND id < $2
 ORDER BY id DESC

@@ -65,7 +65,9 @@ CREATE TABLE reports (
     request_hash bytea,
     -- Whether it counted (a new or renewed distinct reporter within the daily
     -- cap) or was only recorded.
-    counted boolean NOT NULL DEFAULT false
+    counted boolean NOT NULL DEFAULT false,
+    -- The reporter as analysts see it (privacy.mask: "+84 98x xxx x01").
+    reporter_masked text
 );
 
 CREATE INDEX reports_e164_idx ON reports (e164, id);

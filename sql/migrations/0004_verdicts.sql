@@ -6,8 +6,11 @@
 -- its next start (no policy fingerprint is stored yet).
 
 -- Each report says whether it counted (a new or renewed distinct reporter
--- within the daily cap) or was only recorded.
-ALTER TABLE reports ADD COLUMN counted boolean NOT NULL DEFAULT false;
+-- within the daily cap) or was only recorded, and shows analysts its reporter
+-- masked (privacy.mask: "+84 98x xxx x01"), never in clear.
+ALTER TABLE reports
+    ADD COLUMN counted boolean NOT NULL DEFAULT false,
+    ADD COLUMN reporter_masked text;
 
 -- The category and time of a reporter's last counted report on this number:
 -- their contribution is 1 at that time, halving every half-life.
