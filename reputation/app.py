@@ -13,6 +13,7 @@ from reputation import api
 from reputation.appkeys import CLOCK, GUARD, LOOKUPS, METRICS, SETTINGS, STORE, SWEEPER
 from reputation.auth import Guard, is_loopback, security_middleware
 from reputation.constants import (
+    LINGER_SECONDS,
     MAX_BODY_BYTES,
     MAX_HEADER_BYTES,
     MAX_HEADERS,
@@ -51,6 +52,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
             "max_line_size": MAX_REQUEST_LINE_BYTES,
             "max_field_size": MAX_HEADER_BYTES,
             "max_headers": MAX_HEADERS,
+            "lingering_time": LINGER_SECONDS,
             # Compressed request bodies are not unpacked: JSON this small gains
             # nothing from it, and a small zip bomb would cost us the inflating.
             "auto_decompress": False,

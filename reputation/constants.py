@@ -43,6 +43,11 @@ MAX_REQUEST_LINE_BYTES = 8190
 MAX_HEADER_BYTES = 8190
 MAX_HEADERS = 64
 
+# After refusing a request whose body is still coming (413, 408), the server
+# reads and drops the rest for at most this long, so that the client can see
+# the answer before the connection closes, then hangs up.
+LINGER_SECONDS = 1.0
+
 # Rate-limit buckets a node keeps: one per API key (few), one per reporter number
 # or client address (many; the least recently used are forgotten past this).
 MAX_KEY_BUCKETS = 100_000

@@ -80,9 +80,9 @@ def parse_role_rates(text: str, roles: tuple[str, ...]) -> dict[str, Rate | None
 class TokenBucket:
     """Tokens refill at a steady rate up to the burst size; each request spends some.
 
-    A request costing more than the burst (a batch of lookups) is let through
-    when the bucket is full and leaves it in debt, so that batches are never
-    starved yet cost their full price on average.
+    A request goes through while at least one token is left and then pays its
+    whole cost, going into debt when it costs more than is left (a batch of
+    lookups): batches are never starved, yet cost their full price on average.
     """
 
     __slots__ = ("burst", "rate", "stamp", "tokens")
@@ -97,12 +97,11 @@ class TokenBucket:
         """Spend ``cost`` tokens: 0.0 when granted, else the seconds to wait before retrying."""
         tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
-        needed = min(cost, self.burst)
-        if tokens >= needed:
+        if tokens >= 1.0 or cost <= 0:
             self.tokens = tokens - cost
             return 0.0
         self.tokens = tokens
-        return (needed - tokens) / self.rate
+        return (1.0 - tokens) / self.rate
 
 
 class Limiter:
