@@ -92,6 +92,7 @@ async def test_a_batch_costs_one_token_per_number(
     aiohttp_client: Callable[..., Any], settings: Settings, create_api_key: CreateApiKey
 ) -> None:
     key = await create_api_key("lookup")
+    big = await create_api_key("lookup", "big batch")
     node = await start(aiohttp_client, settings_with_auth(settings, rate_limits="lookup=100/min"))
     numbers = [f"0912{i:06d}" for i in range(60)]
 
@@ -104,7 +105,6 @@ async def test_a_batch_costs_one_token_per_number(
     assert third.status == 429
     assert int(third.headers["Retry-After"]) == 13  # back to one token: 21 at 100/min
     # A batch bigger than the whole burst goes through too, and is paid for after.
-    big = await create_api_key("lookup", "big batch")
     whole = [f"0914{i:06d}" for i in range(1000)]
     assert (
         await node.post("/v1/lookups", json={"numbers": whole}, headers=bearer(big))
