@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Mapping
@@ -12,12 +11,13 @@ import asyncpg
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from reputation import apipage, openapi
+from reputation import apipage, openapi, sms_intake
 from reputation.appkeys import GUARD, LOOKUPS, METRICS, SETTINGS, STORE
 from reputation.attestation import call_attestation
 from reputation.auth import public, requires
 from reputation.constants import CHANNELS, MAX_BATCH_NUMBERS
 from reputation.errors import BadRequest, InvalidNumber, PayloadTooLarge, ReputationError
+from reputation.jsonio import json_response, read_json_object
 from reputation.lookup import Answer, answer_body
 from reputation.normalize import normalize
 from reputation.reports import parse_report
@@ -34,15 +34,6 @@ _HTTP_ERROR_CODES = {
     415: "unsupported_media_type",
     431: "headers_too_large",
 }
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False)
-
-
-def json_response(body: Any, status: int = 200) -> web.Response:
-    """A JSON answer in plain UTF-8 (Vietnamese text stays readable)."""
-    return web.json_response(body, status=status, dumps=_dumps)
 
 
 # Refusals after which the rest of the request is not worth reading: close.
@@ -88,18 +79,6 @@ def _route_name(request: web.Request) -> str:
     """The route pattern (never the path, which may hold a phone number)."""
     resource = request.match_info.route.resource
     return resource.canonical if resource is not None else "unknown"
-
-
-async def read_json_object(request: web.Request) -> dict[str, Any]:
-    """The request body as a JSON object, or a coded 400."""
-    raw = await request.read()
-    try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        raise BadRequest("The body is not valid JSON.", code="invalid_json") from None
-    if not isinstance(body, dict):
-        raise BadRequest("The body must be a JSON object.", code="invalid_json")
-    return body
 
 
 def _region(request: web.Request) -> str:
@@ -243,3 +222,4 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/readyz", get_readyz)
     app.router.add_get("/openapi.json", openapi.get_openapi)
     app.router.add_get("/docs", apipage.get_api_page)
+    app.router.add_post("/v1/sms/inbound", sms_intake.post_sms_inbound)

@@ -15,6 +15,12 @@ DEFAULT_CATEGORY = "scam"
 # Longest report content kept, in characters (the SMS channel cuts there too).
 MAX_CONTENT_CHARS = 1000
 
+# Idempotency keys of reports made by SMS are this prefix + the gateway's
+# message_id; API clients may not use it.
+SMS_IDEMPOTENCY_PREFIX = "sms:"
+# Longest gateway message_id accepted (gateways use UUIDs or numeric ids).
+MAX_MESSAGE_ID_CHARS = 200
+
 # Numbers in one POST /v1/lookups.
 MAX_BATCH_NUMBERS = 1000
 

@@ -15,6 +15,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from reputation.constants import CATEGORIES, CHANNELS, STATUSES
+from reputation.sms import KEYWORDS, SMS_ERRORS
 from reputation.verdict import ALLOW, BLOCK, REASONS, WARN
 
 LAYERS = ("bloom", "cache", "database")
@@ -185,6 +186,24 @@ class Metrics:
         self.protected_numbers = Gauge(
             "reputation_protected_numbers", "Protected numbers known to this node", registry=r
         )
+
+        # What citizens' messages to 156/5656 became (sms.py, sms_intake.py).
+        self.sms_accepted = Counter(
+            "reputation_sms_accepted",
+            "SMS messages that made a report, by category",
+            ["category"],
+            registry=r,
+        )
+        self.sms_accepted_by = {
+            category: self.sms_accepted.labels(category) for category in KEYWORDS.values()
+        }
+        self.sms_rejected = Counter(
+            "reputation_sms_rejected",
+            "SMS messages that made no report, by reason (error code)",
+            ["reason"],
+            registry=r,
+        )
+        self.sms_rejected_by = {code: self.sms_rejected.labels(code) for code in SMS_ERRORS}
 
     def watch_node(self, gauges: NodeGauges) -> None:
         """Expose the node's filter and cache readings."""

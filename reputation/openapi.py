@@ -27,8 +27,10 @@ from reputation.constants import (
     MAX_BATCH_NUMBERS,
     MAX_CONTENT_CHARS,
     MAX_IDEMPOTENCY_KEY_CHARS,
+    MAX_MESSAGE_ID_CHARS,
 )
 from reputation.normalize import MAX_INPUT_CHARS
+from reputation.sms import KEYWORDS, SMS_ERRORS
 from reputation.verdict import REASONS
 
 Schema = dict[str, Any]
@@ -332,6 +334,70 @@ SCHEMAS: dict[str, Schema] = {
             "number": ref("NumberAnswer"),
         },
     },
+    "InboundSms": {
+        "type": "object",
+        "required": ["message_id", "from"],
+        "description": "One SMS to 156/5656, as the gateway delivers it. Other fields are ignored.",
+        "properties": {
+            "message_id": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": MAX_MESSAGE_ID_CHARS,
+                "description": "The gateway's id of the message; a retry carries the same id.",
+            },
+            "from": {
+                "type": "string",
+                "description": "The sender's number in any written form (kept only hashed).",
+            },
+            "to": {"type": "string", "description": "The short code written to: 156 or 5656."},
+            "text": nullable({"type": "string", "description": "The message as sent."}),
+            "received_at": nullable(
+                {
+                    "oneOf": [{"type": "string", "format": "date-time"}, {"type": "number"}],
+                    "description": "When the gateway received it: ISO 8601 (Vietnam time "
+                    "without an offset) or Unix seconds.",
+                }
+            ),
+        },
+        "examples": [
+            {
+                "message_id": "7f3c2a",
+                "from": "84987000001",
+                "to": "156",
+                "text": "LD 0912345678 gọi giả danh công an",
+                "received_at": "2026-01-01T09:30:00+07:00",
+            }
+        ],
+    },
+    "SmsAnswer": {
+        "type": "object",
+        "description": "What the message became; the gateway sends `reply` to the citizen.",
+        "required": ["accepted", "report_id", "number", "category", "content", "reply"],
+        "additionalProperties": False,
+        "properties": {
+            "accepted": {"type": "boolean", "description": "A report was kept."},
+            "report_id": nullable({"type": "integer", "minimum": 1}),
+            "number": nullable(ref("E164")),
+            "category": nullable({"type": "string", "enum": sorted(set(KEYWORDS.values()))}),
+            "content": nullable({"type": "string", "maxLength": MAX_CONTENT_CHARS}),
+            "error": {
+                "type": "string",
+                "enum": list(SMS_ERRORS),
+                "description": "Why no report was kept (only when `accepted` is false).",
+            },
+            "reply": {"type": "string", "minLength": 1, "description": "In Vietnamese."},
+        },
+        "examples": [
+            {
+                "accepted": True,
+                "report_id": 1234,
+                "number": "+84912345678",
+                "category": "scam",
+                "content": "gọi giả danh công an",
+                "reply": "Đã nhận phản ánh lừa đảo số 0912345678, mã 1234. Cảm ơn bạn!",
+            }
+        ],
+    },
     "Health": {
         "type": "object",
         "required": ["status"],
@@ -580,6 +646,33 @@ REPORT_PATHS: dict[str, Schema] = {
     },
 }
 
+SMS_PATHS: dict[str, Schema] = {
+    "/v1/sms/inbound": {
+        "post": operation(
+            "receiveSms",
+            "An SMS to 156/5656, from the SMS gateway",
+            "Reads `LD <number> <content>` (scam), `V ...` (spam call) or `S ...` (spam SMS), "
+            "keeps the report, and answers with the reply to send back. A message that makes no "
+            "report is still recorded and answered 200 with `accepted: false` and an `error`. "
+            "The same `message_id` again returns the first answer and counts nothing twice. "
+            "Needs the gateway's signature (X-Gateway-Timestamp, X-Gateway-Signature).",
+            tag="sms",
+            roles=("sms_gateway",),
+            request=json_request("InboundSms"),
+            responses={
+                "200": json_response("What the message became.", ref("SmsAnswer")),
+                **errors(
+                    e400="invalid_json, missing_field, invalid_field (with 'field').",
+                    e401="missing_api_key, invalid_api_key, missing_signature, "
+                    "invalid_signature, stale_signature.",
+                    e413="payload_too_large.",
+                    e503="database_unavailable, gateway_secret_unset: nothing was kept; retry.",
+                ),
+            },
+        )
+    },
+}
+
 OPERATIONS_PATHS: dict[str, Schema] = {
     "/metrics": {
         "get": operation(
@@ -654,6 +747,7 @@ DOCUMENTATION_PATHS: dict[str, Schema] = {
 PATHS: tuple[dict[str, Schema], ...] = (
     LOOKUP_PATHS,
     REPORT_PATHS,
+    SMS_PATHS,
     OPERATIONS_PATHS,
     DOCUMENTATION_PATHS,
 )
@@ -661,6 +755,7 @@ PATHS: tuple[dict[str, Schema], ...] = (
 TAGS = [
     {"name": "lookups", "description": "Carriers and apps asking about a caller."},
     {"name": "reports", "description": "Citizens, operators and carriers reporting numbers."},
+    {"name": "sms", "description": "The 156/5656 SMS channel, through the SMS gateway."},
     {"name": "operations", "description": "Health, readiness and metrics for operators."},
     {"name": "documentation", "description": "This description and the pages made from it."},
 ]

@@ -189,3 +189,19 @@ class QueueEntry:
     record: NumberRecord
     stored_verdict: str
     open_appeal_id: int | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SmsRecord:
+    """One processed SMS message as kept for analysts and for gateway retries."""
+
+    message_id: str
+    short_code: str
+    sender_hash: bytes | None
+    text: str
+    gateway_received_at: datetime | None
+    error: str | None
+    category: str | None
+    e164: str | None
+    report_id: int | None
+    answer: Mapping[str, Any]

@@ -11,6 +11,7 @@ from reputation.constants import (
     DEFAULT_CATEGORY,
     MAX_CONTENT_CHARS,
     MAX_IDEMPOTENCY_KEY_CHARS,
+    SMS_IDEMPOTENCY_PREFIX,
 )
 from reputation.errors import BadRequest, InvalidNumber
 from reputation.normalize import normalize
@@ -78,6 +79,11 @@ def parse_report(
     if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY_CHARS:
         raise BadRequest(
             f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} characters.",
+            code="invalid_idempotency_key",
+        )
+    if idempotency_key is not None and idempotency_key.startswith(SMS_IDEMPOTENCY_PREFIX):
+        raise BadRequest(
+            f"Idempotency-Keys starting with {SMS_IDEMPOTENCY_PREFIX!r} are reserved for SMS.",
             code="invalid_idempotency_key",
         )
     return NewReport(e164, reporter, channel, category, content, idempotency_key)

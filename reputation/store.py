@@ -34,6 +34,7 @@ from reputation.records import (
     NumberRecord,
     ProtectedNumber,
     QueueEntry,
+    SmsRecord,
     StoredReport,
 )
 from reputation.settings import Settings
@@ -291,6 +292,37 @@ class Store:
         seq: int = await conn.fetchval(self.sql["append_change"], e164, kind)
         await conn.execute(self.sql["notify_changes"], str(seq))
         return seq
+
+    async def report_by_idempotency_key(self, key: str) -> StoredReport | None:
+        row = await self.pool.fetchrow(self.sql["claim_idempotency_key"], key)
+        return StoredReport.from_row(row) if row else None
+
+    # SMS intake -------------------------------------------------------------
+
+    async def sms_answer(self, message_id: str) -> dict[str, Any] | None:
+        """The answer given to this gateway message, if it was processed already."""
+        answer: dict[str, Any] | None = await self.pool.fetchval(
+            self.sql["fetch_sms_answer"], message_id
+        )
+        return answer
+
+    async def record_sms(self, sms: SmsRecord) -> bool:
+        """Keep a processed message; False if the same message_id was kept meanwhile."""
+        kept = await self.pool.fetchval(
+            self.sql["insert_sms_message"],
+            sms.message_id,
+            sms.short_code,
+            sms.sender_hash,
+            sms.text,
+            sms.gateway_received_at,
+            self.clock(),
+            sms.error,
+            sms.category,
+            sms.e164,
+            sms.report_id,
+            dict(sms.answer),
+        )
+        return kept is not None
 
     # API keys ---------------------------------------------------------------
 

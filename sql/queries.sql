@@ -388,3 +388,17 @@ RETURNING e164, name, note, updated_by, updated_at;
 -- appeal_number --
 -- Which number an appeal is about (read before locking the number, then the appeal)
 SELECT id, e164 FROM appeals WHERE id = $1;
+
+-- SMS intake ---------------------------------------------------------------
+
+-- fetch_sms_answer --
+-- The answer given to an SMS message already processed, returned again when the gateway retries
+SELECT answer FROM sms_messages WHERE message_id = $1;
+
+-- insert_sms_message --
+-- Record one processed SMS message; nothing if the same message_id was recorded meanwhile
+INSERT INTO sms_messages (message_id, short_code, sender_hash, text, gateway_received_at,
+                          processed_at, error, category, e164, report_id, answer)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+ON CONFLICT (message_id) DO NOTHING
+RETURNING message_id;

@@ -17,18 +17,21 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import os
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
-from aiohttp import web
+from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 
 from reputation.apikeys import SHOWN_KEY_CHARS, key_hash, new_key
@@ -37,8 +40,10 @@ from reputation.embedded import EmbeddedPostgres
 from reputation.migrate import migrate
 from reputation.queries import queries
 from reputation.settings import Settings
+from reputation.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 
 TEST_REPORTER_KEY = "test-reporter-key"
+TEST_GATEWAY_SECRET = "test-gateway-secret"
 
 
 def with_database(url: str, database: str) -> str:
@@ -211,3 +216,53 @@ async def client(
     test_client: TestClient = await aiohttp_client(app, headers=bearer(admin_key))  # type: ignore[operator]
     await wait_ready(test_client)
     return test_client
+
+
+class SmsGateway:
+    """The SMS gateway of a test: posts messages to ``/v1/sms/inbound``, keyed and signed."""
+
+    def __init__(self, client: TestClient, key: str, admin_key: str) -> None:
+        self.client = client
+        self.key = key
+        # For the test's other calls (lookups, metrics...) on the same node.
+        self.admin = bearer(admin_key)
+
+    async def deliver(self, message: dict[str, Any] | bytes) -> ClientResponse:
+        """Deliver ``message`` (or a raw body) as the gateway does: API key and signature."""
+        body = message if isinstance(message, bytes) else json.dumps(message).encode()
+        stamp = int(time.time())
+        headers = {
+            **bearer(self.key),
+            "Content-Type": "application/json",
+            TIMESTAMP_HEADER: str(stamp),
+            SIGNATURE_HEADER: sign(TEST_GATEWAY_SECRET.encode(), stamp, body),
+        }
+        return await self.client.post("/v1/sms/inbound", data=body, headers=headers)
+
+    async def post(self, message: dict[str, Any] | bytes) -> tuple[int, dict[str, Any]]:
+        """``(status, JSON body)`` of delivering ``message``."""
+        response = await self.deliver(message)
+        payload: dict[str, Any] = await response.json()
+        return response.status, payload
+
+
+@pytest.fixture
+async def sms_gateway(
+    aiohttp_client: Callable[..., object],
+    settings: Settings,
+    clock: FakeClock,
+    create_api_key: CreateApiKey,
+    admin_key: str,
+) -> SmsGateway:
+    """A ready node with API keys checked and a gateway secret, and the gateway calling it.
+
+    ``sms_gateway.client`` is the node's HTTP client (it sends no key by itself;
+    ``sms_gateway.admin`` holds the headers of an admin key the node knows).
+    """
+    key = await create_api_key("sms_gateway", "test gateway")
+    app = create_app(
+        settings_with_auth(settings, sms_gateway_secret=TEST_GATEWAY_SECRET), clock=clock
+    )
+    test_client: TestClient = await aiohttp_client(app)  # type: ignore[operator]
+    await wait_ready(test_client)
+    return SmsGateway(test_client, key, admin_key)

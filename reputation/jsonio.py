@@ -1,0 +1,31 @@
+"""JSON in and out of HTTP handlers: one body reader and one answer writer for every module."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from reputation.errors import BadRequest
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def json_response(body: Any, status: int = 200) -> web.Response:
+    """A JSON answer in plain UTF-8 (Vietnamese text stays readable)."""
+    return web.json_response(body, status=status, dumps=_dumps)
+
+
+async def read_json_object(request: web.Request) -> dict[str, Any]:
+    """The request body as a JSON object, or a coded 400."""
+    raw = await request.read()
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise BadRequest("The body is not valid JSON.", code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise BadRequest("The body must be a JSON object.", code="invalid_json")
+    return body

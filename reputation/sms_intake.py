@@ -1,0 +1,240 @@
+"""The SMS gateway's webhook: one message to 156/5656 in, one report and one reply out.
+
+``process_sms`` is the whole intake as one coroutine that needs no request,
+so that messages taken over while PostgreSQL was down can be replayed
+through it later. A ``message_id`` always gets its first answer back and
+counts nothing twice, also when two deliveries of it race: the report is
+kept under the idempotency key ``sms:<message_id>``, then the message itself
+under its id, each insert winning once.
+
+The sender's number is personal data: it is kept only as the keyed hash that
+reports use, and masked wherever the message itself mentions it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+from aiohttp import web
+
+from reputation import privacy
+from reputation.appkeys import GUARD, LOOKUPS, METRICS, SETTINGS, STORE
+from reputation.auth import requires
+from reputation.constants import MAX_MESSAGE_ID_CHARS, SMS_IDEMPOTENCY_PREFIX
+from reputation.errors import BadRequest, IdempotencyConflict, InvalidNumber, TooManyRequests
+from reputation.jsonio import json_response, read_json_object
+from reputation.normalize import normalize
+from reputation.records import NewReport, NumberRecord, SmsRecord, StoredReport
+from reputation.reports import optional_string
+from reputation.sms import ParsedSms, accepted_reply, hide_number, parse_sms, refusal_reply
+
+logger = logging.getLogger(__name__)
+
+# Gateway times without an offset are Vietnam's (UTC+7 all year, no daylight saving).
+VIETNAM_TIME = timezone(timedelta(hours=7))
+
+
+@dataclass(frozen=True, slots=True)
+class InboundSms:
+    """One message as the gateway delivers it."""
+
+    message_id: str
+    sender: str
+    to: str
+    text: str
+    received_at: datetime | None
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> InboundSms:
+        """``{"message_id", "from", "to", "text", "received_at"}``, or a coded 400."""
+        message_id = optional_string(body, "message_id")
+        if message_id is None:
+            raise BadRequest("'message_id' is required.", code="missing_field", field="message_id")
+        if not 0 < len(message_id) <= MAX_MESSAGE_ID_CHARS:
+            raise BadRequest(
+                f"'message_id' must be 1 to {MAX_MESSAGE_ID_CHARS} characters.",
+                code="invalid_field",
+                field="message_id",
+            )
+        sender = optional_string(body, "from")
+        if sender is None:
+            raise BadRequest("'from' is required.", code="missing_field", field="from")
+        return cls(
+            message_id,
+            sender,
+            optional_string(body, "to") or "",
+            _text(body.get("text")),
+            _moment(body.get("received_at")),
+        )
+
+
+def _text(value: object) -> str:
+    """The text as it can be kept: a missing text is an empty message, never an error."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise BadRequest("'text' must be a string.", code="invalid_field", field="text")
+    # PostgreSQL cannot keep NUL or lone surrogates; the rest of the message still counts.
+    value = value.replace("\x00", "")
+    return value.encode("utf-8", "replace").decode() if not _encodable(value) else value
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _moment(value: object) -> datetime | None:
+    """``received_at``: ISO 8601 (Vietnam time without an offset) or Unix seconds."""
+    if value is None:
+        return None
+    try:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return datetime.fromtimestamp(value, UTC)
+        if isinstance(value, str):
+            moment = datetime.fromisoformat(value.strip())
+            return moment if moment.tzinfo else moment.replace(tzinfo=VIETNAM_TIME)
+    except (ValueError, OverflowError, OSError):
+        pass
+    raise BadRequest(
+        "'received_at' must be an ISO 8601 time or Unix seconds.",
+        code="invalid_field",
+        field="received_at",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SmsOutcome:
+    """The answer for the gateway, and whether it was given before (a retry)."""
+
+    answer: dict[str, Any]
+    replayed: bool
+
+
+async def process_sms(app: web.Application, message: InboundSms) -> SmsOutcome:
+    """Turn one message into a report (or a recorded refusal) and the reply to send."""
+    store = app[STORE]
+    earlier = await store.sms_answer(message.message_id)
+    if earlier is not None:
+        return SmsOutcome(earlier, replayed=True)
+    region = app[SETTINGS].region
+    sender = _sender_number(message.sender, region)
+    parsed = _as_reported_by(parse_sms(message.text, region), sender, region)
+    if parsed.accepted:
+        try:
+            app[GUARD].limit_reporter(sender, "sms")
+        except TooManyRequests:
+            parsed = ParsedSms(parsed.category, parsed.e164, None, "reporter_rate_limited")
+    report: StoredReport | None = None
+    number: NumberRecord | None = None
+    if parsed.accepted:
+        assert sender is not None
+        report, number = await _keep_report(app, message, parsed, sender)
+    answer = _answer(parsed, report, message.to)
+    kept = await store.record_sms(
+        SmsRecord(
+            message_id=message.message_id,
+            short_code=message.to,
+            sender_hash=privacy.reporter_hash(store.reporter_key, sender, "sms")
+            if sender is not None
+            else None,
+            text=hide_number(message.text, sender, region) if sender else message.text,
+            gateway_received_at=message.received_at,
+            error=parsed.error,
+            category=answer["category"],
+            e164=answer["number"],
+            report_id=report.id if report else None,
+            answer=answer,
+        )
+    )
+    if number is not None:
+        app[LOOKUPS].remember(number)
+    if not kept:  # a concurrent delivery of the same message was recorded first
+        return SmsOutcome(await store.sms_answer(message.message_id) or answer, replayed=True)
+    _count(app, answer)
+    logger.info("sms %s: %s", message.message_id, parsed.error or "accepted")
+    return SmsOutcome(answer, replayed=False)
+
+
+def _sender_number(sender: str, region: str) -> str | None:
+    try:
+        return normalize(sender, region)
+    except InvalidNumber:
+        return None
+
+
+def _as_reported_by(parsed: ParsedSms, sender: str | None, region: str) -> ParsedSms:
+    """The reading of a message once its sender is known: never their own number in clear."""
+    if sender is None:
+        return ParsedSms(parsed.category, parsed.e164, None, "invalid_sender")
+    if parsed.e164 == sender:
+        return ParsedSms(parsed.category, None, None, parsed.error or "self_report")
+    if parsed.content is None:
+        return parsed
+    return ParsedSms(
+        parsed.category, parsed.e164, hide_number(parsed.content, sender, region), parsed.error
+    )
+
+
+async def _keep_report(
+    app: web.Application, message: InboundSms, parsed: ParsedSms, sender: str
+) -> tuple[StoredReport, NumberRecord | None]:
+    assert parsed.e164 is not None
+    assert parsed.category is not None
+    store = app[STORE]
+    key = SMS_IDEMPOTENCY_PREFIX + message.message_id
+    new = NewReport(parsed.e164, sender, "sms", parsed.category, parsed.content, key)
+    try:
+        recorded = await store.record_report(new)
+    except IdempotencyConflict:
+        # Kept on an earlier delivery, read differently then (the parser
+        # changed between the two): the first report stands.
+        first = await store.report_by_idempotency_key(key)
+        assert first is not None
+        return first, None
+    return recorded.report, recorded.number
+
+
+def _answer(parsed: ParsedSms, report: StoredReport | None, to: str) -> dict[str, Any]:
+    if report is not None:
+        return {
+            "accepted": True,
+            "report_id": report.id,
+            "number": report.e164,
+            "category": report.category,
+            "content": report.content,
+            "reply": accepted_reply(report.category, report.e164, report.id),
+        }
+    assert parsed.error is not None
+    return {
+        "accepted": False,
+        "report_id": None,
+        "number": parsed.e164,
+        "category": parsed.category,
+        "content": None,
+        "error": parsed.error,
+        "reply": refusal_reply(parsed.error, to),
+    }
+
+
+def _count(app: web.Application, answer: dict[str, Any]) -> None:
+    metrics = app[METRICS]
+    if answer["accepted"]:
+        metrics.sms_accepted_by[answer["category"]].inc()
+        metrics.report_by["sms", answer["category"]].inc()
+    else:
+        metrics.sms_rejected_by[answer["error"]].inc()
+
+
+@requires("sms_gateway")
+async def post_sms_inbound(request: web.Request) -> web.Response:
+    """``POST /v1/sms/inbound``: one message from the SMS gateway; the answer holds the reply."""
+    message = InboundSms.from_json(await read_json_object(request))
+    outcome = await process_sms(request.app, message)
+    return json_response(outcome.answer)
