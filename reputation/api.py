@@ -12,7 +12,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from reputation import apipage, openapi, sms_intake
-from reputation.appkeys import GUARD, LOOKUPS, METRICS, SETTINGS, STORE
+from reputation.appkeys import FEED, GUARD, HEALTH, LOOKUPS, METRICS, SETTINGS, STORE
 from reputation.attestation import call_attestation
 from reputation.auth import public, requires
 from reputation.constants import CHANNELS, MAX_BATCH_NUMBERS
@@ -176,7 +176,7 @@ async def post_report(request: web.Request) -> web.Response:
     recorded = await request.app[STORE].record_report(report)
     lookups = request.app[LOOKUPS]
     if not recorded.replayed:
-        lookups.remember(recorded.number)
+        lookups.remember(recorded.number, recorded.change_seq)
         metrics.report_by[report.channel, report.category].inc()
     answer = Answer(recorded.number.e164, recorded.number, "database")
     body = {"report": recorded.report.to_json(), "number": answer_json(request, answer)}
@@ -198,19 +198,32 @@ async def get_healthz(request: web.Request) -> web.Response:
 
 @public
 async def get_readyz(request: web.Request) -> web.Response:
-    """``GET /readyz``: 200 once the Bloom filter is loaded and Postgres answers."""
-    loaded = request.app[LOOKUPS].loaded
-    database = await request.app[STORE].ping()
-    ready = loaded and database
+    """``GET /readyz``: 200 while the node can answer lookups, even with Postgres down.
+
+    A load balancer must not pull every node because the database is away:
+    lookups are then answered from memory, and the body says ``degraded``.
+    """
+    app = request.app
+    feed = app[FEED]
+    loaded = app[LOOKUPS].loaded and feed.started
+    health = app[HEALTH]
+    database = False
+    if health.worth_trying():
+        database = await app[STORE].ping()
+        if database:
+            health.succeeded()
+        else:
+            health.failed()
     body = {
-        "status": "ready" if ready else "not_ready",
+        "status": ("ready" if database else "degraded") if loaded else "not_ready",
         "bloom_filter": "loaded" if loaded else "loading",
         "database": "up" if database else "down",
+        "change_feed": "listening" if feed.listening else "polling",
         "auth": "on" if request.app[SETTINGS].auth else "off",
     }
     if not request.app[SETTINGS].auth:
         body["warning"] = "authentication is off: anyone who can reach this node may call it"
-    return json_response(body, status=200 if ready else 503)
+    return json_response(body, status=200 if loaded else 503)
 
 
 def setup_routes(app: web.Application) -> None:

@@ -7,10 +7,22 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
+import asyncpg
 from aiohttp import web
 
 from reputation import api
-from reputation.appkeys import CLOCK, GUARD, LOOKUPS, METRICS, SETTINGS, STORE, SWEEPER
+from reputation.appkeys import (
+    CLOCK,
+    FEED,
+    FILTERS,
+    GUARD,
+    HEALTH,
+    LOOKUPS,
+    METRICS,
+    SETTINGS,
+    STORE,
+    SWEEPER,
+)
 from reputation.auth import Guard, is_loopback, security_middleware
 from reputation.constants import (
     LINGER_SECONDS,
@@ -19,6 +31,9 @@ from reputation.constants import (
     MAX_HEADERS,
     MAX_REQUEST_LINE_BYTES,
 )
+from reputation.feed import ChangeFeed
+from reputation.filters import FilterKeeper
+from reputation.health import DatabaseHealth
 from reputation.logs import install_request_text_filter, request_id_middleware
 from reputation.lookup import Lookups
 from reputation.metrics import Metrics
@@ -62,6 +77,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     app[CLOCK] = clock
     app[METRICS] = metrics
     app[GUARD] = guard
+    app[HEALTH] = DatabaseHealth()
     api.setup_routes(app)
     app.cleanup_ctx.append(database)
     app.cleanup_ctx.append(api_keys)
@@ -124,13 +140,35 @@ async def api_keys(app: web.Application) -> AsyncIterator[None]:
 
 
 async def lookup_state(app: web.Application) -> AsyncIterator[None]:
-    """The Bloom filter and hot cache, filled in the background while the node starts."""
-    lookups = Lookups(app[SETTINGS], app[STORE], app[METRICS], app[CLOCK])
-    app[LOOKUPS] = lookups
-    loading = asyncio.get_running_loop().create_task(lookups.load_with_retry())
+    """The Bloom filter, hot cache and change feed, started in the background.
+
+    The node answers lookups from Postgres until its filter is loaded, then
+    from memory; the change feed keeps filter and cache in step with the
+    other nodes.
+    """
+    settings, store, metrics = app[SETTINGS], app[STORE], app[METRICS]
+    lookups = Lookups(settings, store, metrics, app[CLOCK], app[HEALTH])
+    keeper = FilterKeeper(lookups, store)
+    feed = ChangeFeed(store, settings, metrics, app[HEALTH], reload=keeper.load)
+    feed.subscribe(lookups.apply_changes)
+    feed.subscribe(lookups.apply_protected_changes)
+    feed.on_reload(lookups.reload_protected)
+    app[LOOKUPS], app[FILTERS], app[FEED] = lookups, keeper, feed
+    running = asyncio.get_running_loop().create_task(_run_node(keeper, feed))
     yield
-    loading.cancel()
-    await asyncio.gather(loading, return_exceptions=True)
+    running.cancel()
+    await asyncio.gather(running, return_exceptions=True)
+    await feed.stop()
+
+
+async def _run_node(keeper: FilterKeeper, feed: ChangeFeed) -> None:
+    head = await keeper.load_with_retry()
+    try:
+        await keeper.warm_cache()
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        logger.warning("hot cache not warmed: %s", exc)
+    await feed.start(head)
+    await keeper.run(lambda: feed.head)
 
 
 async def verdict_sweep(app: web.Application) -> AsyncIterator[None]:

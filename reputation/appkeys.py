@@ -8,6 +8,9 @@ from datetime import datetime
 from aiohttp import web
 
 from reputation.auth import Guard
+from reputation.feed import ChangeFeed
+from reputation.filters import FilterKeeper
+from reputation.health import DatabaseHealth
 from reputation.lookup import Lookups
 from reputation.metrics import Metrics
 from reputation.settings import Settings
@@ -21,3 +24,6 @@ LOOKUPS = web.AppKey("lookups", Lookups)
 GUARD = web.AppKey("guard", Guard)
 CLOCK = web.AppKey[Callable[[], datetime]]("clock")
 SWEEPER = web.AppKey("sweeper", Sweeper)
+FEED = web.AppKey("feed", ChangeFeed)
+FILTERS = web.AppKey("filters", FilterKeeper)
+HEALTH = web.AppKey("health", DatabaseHealth)

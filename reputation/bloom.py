@@ -17,9 +17,13 @@ import math
 from collections.abc import Callable, Iterable, Iterator
 
 import xxhash
+from bitarray import bitarray
 from pybloom_live import BloomFilter
 
 _MASK64 = (1 << 64) - 1
+# Name of the hashing scheme above and of the bit layout of ``to_bytes``: a
+# stored filter is only loaded by code that hashes the same way.
+HASHING = "xxh3_128-kirsch-mitzenmacher/bits-little-endian/v1"
 # Extra room given when a full filter is rebuilt, so that rebuilds stay rare.
 GROWTH_FACTOR = 2
 
@@ -60,6 +64,59 @@ class NumberFilter:
         for number in numbers:
             number_filter.add(number)
         return number_filter
+
+    @classmethod
+    def restore(cls, capacity: int, error_rate: float, items: int, bits: bytes) -> NumberFilter:
+        """A filter from the bytes of ``to_bytes`` (a stored snapshot)."""
+        number_filter = cls(capacity, error_rate)
+        bloom = number_filter.bloom
+        if len(bits) != (bloom.num_bits + 7) // 8:
+            raise ValueError(
+                f"a filter of capacity {capacity} at {error_rate} has {bloom.num_bits} bits, "
+                f"not {len(bits)} bytes"
+            )
+        restored = bitarray(endian=bloom.bitarray.endian)
+        restored.frombytes(bits)
+        del restored[bloom.num_bits :]
+        bloom.bitarray = restored
+        bloom.count = items
+        return number_filter
+
+    def to_bytes(self) -> bytes:
+        """The filter's bits, slice after slice, bit ``i`` of a byte being ``1 << i``."""
+        if self.overflow:
+            raise ValueError("a filter past its capacity is rebuilt, not stored")
+        return bytes(self.bloom.bitarray.tobytes())
+
+    def add_many(self, keys: Iterable[bytes]) -> None:
+        """Add numbers given as UTF-8 E.164 bytes: the fast path of loading a whole set.
+
+        Same bits as ``add``, about twice as fast: ``(h1 + i*h2) mod m`` is
+        walked as ``a, a+b, a+2b, ...`` with ``a = h1 mod m``, ``b = h2 mod m``,
+        so that every step is a small-integer addition. Every key is counted
+        (keys are assumed distinct, as the primary key of ``numbers`` makes them).
+        """
+        bloom = self.bloom
+        bits = bloom.bitarray
+        m = bloom.bits_per_slice
+        slice_offsets = range(0, bloom.num_slices * m, m)
+        digest = xxhash.xxh3_128_intdigest
+        added = 0
+        room = self.capacity - bloom.count
+        for key in keys:
+            if added >= room:
+                self.add(key.decode())
+                continue
+            d = digest(key)
+            a = (d & _MASK64) % m
+            b = (d >> 64) % m
+            for offset in slice_offsets:
+                bits[offset + a] = 1
+                a += b
+                if a >= m:
+                    a -= m
+            added += 1
+        bloom.count += added
 
     def __contains__(self, number: str) -> bool:
         return number in self.bloom or (bool(self.overflow) and number in self.overflow)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -35,7 +36,7 @@ class HotCache(Generic[V]):
             return None
         expires, value = entry
         if expires < self.clock():
-            del self._entries[key]
+            # Kept (until evicted) as the last known answer, for when Postgres is down.
             self.misses += 1
             return None
         self._entries.move_to_end(key)
@@ -50,6 +51,17 @@ class HotCache(Generic[V]):
         while len(self._entries) > self.max_size:
             self._entries.popitem(last=False)
 
+    def last_known(self, key: str) -> V | None:
+        """The value stored for ``key`` even if expired: better than nothing in an outage."""
+        entry = self._entries.get(key)
+        return entry[1] if entry is not None else None
+
+    def expire(self, key: str) -> None:
+        """Stop serving ``key`` (it changed) but keep it as the last known value."""
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._entries[key] = (-math.inf, entry[1])
+
     def invalidate(self, key: str) -> None:
         self._entries.pop(key, None)
 
@@ -60,4 +72,6 @@ class HotCache(Generic[V]):
         return len(self._entries)
 
     def __contains__(self, key: str) -> bool:
-        return key in self._entries
+        """Is there a fresh entry for ``key``?"""
+        entry = self._entries.get(key)
+        return entry is not None and entry[0] >= self.clock()

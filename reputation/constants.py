@@ -91,3 +91,27 @@ MAX_PAGE_SIZE = 1000
 
 # Numbers re-judged per transaction by the decay sweep.
 SWEEP_BATCH = 500
+
+# Least time between two reads of the change log: notifications arriving faster
+# are served by one read, which bounds the load each node puts on PostgreSQL.
+FEED_MIN_READ_INTERVAL = 0.01
+
+# Changes handed to the subscribers at once when a node catches up a long tail.
+FEED_BATCH_SIZE = 10_000
+
+# How often a node records the feed position it has applied (pruning waits for it).
+FEED_HEARTBEAT_SECONDS = 10.0
+
+# A node silent for this long no longer holds back pruning of the change log.
+FEED_NODE_TIMEOUT_SECONDS = 60.0
+
+# How often each node prunes the change log (cheap: an indexed range delete).
+FEED_PRUNE_SECONDS = 60.0
+
+# How often the LISTEN connection is checked with a query: a half-open TCP
+# connection (a network cut, not a closed socket) reports no error by itself.
+LISTEN_CHECK_SECONDS = 5.0
+
+# Pauses between attempts to reconnect to PostgreSQL, growing from min to max.
+RECONNECT_MIN_SECONDS = 0.1
+RECONNECT_MAX_SECONDS = 5.0

@@ -140,14 +140,18 @@ class EmbeddedPostgres:
         password = quote(self.password_file.read_text().strip(), safe="")
         return f"postgresql://{SUPERUSER}:{password}@127.0.0.1:{port}/{database}"
 
-    def start(self) -> str:
-        """Initialise the cluster if needed, start it unless it runs already; its URL."""
+    def start(self, port: int | None = None) -> str:
+        """Initialise the cluster if needed, start it unless it runs already; its URL.
+
+        ``port``: listen there (a restarted server keeps its clients' URL);
+        default: a free port.
+        """
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with self._lock():
             if not (self.cluster / "PG_VERSION").exists():
                 self._initdb()
             if self.port is None:
-                self._pg_ctl("start", "-o", self._server_options(_free_port()))
+                self._pg_ctl("start", "-o", self._server_options(port or _free_port()))
                 self.started_here = True
                 logger.info("embedded PostgreSQL started, data in %s", self.cluster)
             else:

@@ -2,15 +2,18 @@
 
 ``from_memory`` is plain synchronous code with no I/O: it answers every
 number the filter has never seen and every cached number. Only what it cannot
-answer awaits Postgres, and that answer then enters the cache.
+answer awaits Postgres, and that answer then enters the cache. While Postgres
+is down (or slower than ``lookup_timeout``) such a number gets its last known
+answer, or else a fail-open ``allow``; both say ``"degraded": true``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Callable
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -18,9 +21,11 @@ from urllib.parse import quote
 
 import asyncpg
 
-from reputation.bloom import GROWTH_FACTOR, NumberFilter
+from reputation.bloom import NumberFilter
 from reputation.cache import HotCache
-from reputation.constants import MAX_WARM_NUMBERS
+from reputation.changes import Change
+from reputation.constants import CHANGE_PROTECTED
+from reputation.health import UNAVAILABLE, DatabaseHealth
 from reputation.metrics import Metrics, NodeGauges
 from reputation.records import NumberRecord
 from reputation.settings import Settings
@@ -28,6 +33,9 @@ from reputation.store import Store
 from reputation.verdict import ALLOW, Judgement, Policy, judge
 
 logger = logging.getLogger(__name__)
+
+# Own changes remembered until the feed brings them back (bounded in case it cannot).
+MAX_OWN_CHANGES = 100_000
 
 
 class _Unlisted:
@@ -39,18 +47,28 @@ UNLISTED: Final = _Unlisted()
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """What is known about one number, and which layer knew it."""
+    """What is known about one number, and which layer knew it.
+
+    ``degraded``: Postgres could not be asked; the answer is the last one this
+    node knew (layer ``last_known``) or a fail-open "not reported" (``fail_open``).
+    """
 
     e164: str
     record: NumberRecord | None
     layer: str
+    degraded: bool = False
 
 
 class Lookups:
     """The per-process lookup state: the filter and the cache in front of the store."""
 
     def __init__(
-        self, settings: Settings, store: Store, metrics: Metrics, clock: Callable[[], datetime]
+        self,
+        settings: Settings,
+        store: Store,
+        metrics: Metrics,
+        clock: Callable[[], datetime],
+        health: DatabaseHealth | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -59,14 +77,16 @@ class Lookups:
         self.policy = Policy.from_settings(settings)
         # Protected numbers, known without a query (a small set, loaded with the filter).
         self.protected: set[str] = set()
-        # None until loaded from Postgres: lookups then go to the database.
+        self.health = health if health is not None else DatabaseHealth()
+        # None until loaded (see filters.py): lookups then go to the database.
         self.filter: NumberFilter | None = None
         self.cache: HotCache[NumberRecord | _Unlisted] = HotCache(
             settings.cache_size, settings.cache_ttl
         )
-        # Numbers added while a filter is being built, replayed into it before the swap.
-        self._added_during_build: list[str] | None = None
-        self._rebuild: asyncio.Task[None] | None = None
+        # Numbers added while a new filter is being built, replayed into it before the swap.
+        self._recording: list[str] | None = None
+        # Change log rows written by this node, whose new state it cached at once.
+        self._own_changes: OrderedDict[int, str] = OrderedDict()
         metrics.watch_node(
             NodeGauges(
                 bloom_items=lambda: len(self.filter) if self.filter else 0,
@@ -95,11 +115,21 @@ class Lookups:
             return None
         return Answer(e164, None if cached is UNLISTED else cached, "cache")  # type: ignore[arg-type]
 
+    def from_last_known(self, e164: str) -> Answer:
+        """The answer without Postgres: the last one known here, else fail-open."""
+        known = self.cache.last_known(e164)
+        if known is None:
+            return Answer(e164, None, "fail_open", degraded=True)
+        return Answer(e164, None if known is UNLISTED else known, "last_known", degraded=True)  # type: ignore[arg-type]
+
     async def lookup(self, e164: str) -> Answer:
         answer = self.from_memory(e164)
         if answer is not None:
             return answer
-        record = await self.store.fetch_number(e164)
+        records = await self._fetch([e164])
+        if records is None:
+            return self.from_last_known(e164)
+        record = records.get(e164)
         self.cache.put(e164, record if record is not None else UNLISTED)
         return Answer(e164, record, "database")
 
@@ -114,25 +144,87 @@ class Lookups:
             else:
                 answers[e164] = answer
         if misses:
-            records = await self.store.fetch_numbers(misses)
+            records = await self._fetch(misses)
             for e164 in misses:
+                if records is None:
+                    answers[e164] = self.from_last_known(e164)
+                    continue
                 record = records.get(e164)
                 self.cache.put(e164, record if record is not None else UNLISTED)
                 answers[e164] = Answer(e164, record, "database")
         return answers
 
-    def remember(self, record: NumberRecord) -> None:
-        """Make a change this process just committed visible to its next lookup."""
+    async def _fetch(self, numbers: list[str]) -> dict[str, NumberRecord] | None:
+        """The records of ``numbers`` from Postgres, or ``None`` if it cannot answer in time."""
+        if not self.health.worth_trying():
+            return None
+        try:
+            async with asyncio.timeout(self.settings.lookup_timeout):
+                if len(numbers) == 1:
+                    record = await self.store.fetch_number(numbers[0])
+                    records = {numbers[0]: record} if record is not None else {}
+                else:
+                    records = await self.store.fetch_numbers(numbers)
+        except (*UNAVAILABLE, asyncpg.PostgresError) as exc:
+            logger.warning("lookup answered from memory: %s", exc.__class__.__name__)
+            self.metrics.database_errors.labels("lookup").inc()
+            self.health.failed()
+            return None
+        self.health.succeeded()
+        return records
+
+    def remember(self, record: NumberRecord, change_seq: int | None = None) -> None:
+        """Make a change this process just committed visible to its next lookup.
+
+        ``change_seq`` is the change log row of that change: when the feed
+        brings it back, the cached answer is already the new one.
+        """
         self.add_to_filter(record.e164)
         self.cache.put(record.e164, record)
+        if change_seq is not None:
+            self._own_changes[change_seq] = record.e164
+            if len(self._own_changes) > MAX_OWN_CHANGES:
+                self._own_changes.popitem(last=False)
+
+    def apply_changes(self, changes: Sequence[Change]) -> None:
+        """Change feed subscriber: a changed number is listed, and its cached answer is stale."""
+        own = self._own_changes
+        for change in changes:
+            if change.is_about_a_number:
+                self.add_to_filter(change.e164)
+                if own.pop(change.seq, None) is None:
+                    self.cache.expire(change.e164)
+
+    async def apply_protected_changes(self, changes: Sequence[Change]) -> None:
+        """Change feed subscriber: an edit of the protected list means reading it again."""
+        if any(change.kind == CHANGE_PROTECTED for change in changes):
+            await self.reload_protected()
+
+    def forget_own_changes(self) -> None:
+        """After a reload the cache is empty: nothing cached stems from this node's writes."""
+        self._own_changes.clear()
 
     def add_to_filter(self, e164: str) -> None:
         if self.filter is not None:
             self.filter.add(e164)
-            if self.filter.needs_rebuild and self._rebuild is None:
-                self._rebuild = asyncio.get_running_loop().create_task(self._rebuild_filter())
-        if self._added_during_build is not None:
-            self._added_during_build.append(e164)
+        if self._recording is not None:
+            self._recording.append(e164)
+
+    @contextmanager
+    def recording(self) -> Iterator[list[str]]:
+        """Keep every number added meanwhile, for a filter being built to take in."""
+        added: list[str] = []
+        self._recording = added
+        try:
+            yield added
+        finally:
+            self._recording = None
+
+    def install(self, number_filter: NumberFilter, added_meanwhile: list[str]) -> None:
+        """Swap in a new filter at once (no await: a lookup sees the old or the new one)."""
+        for e164 in added_meanwhile:
+            number_filter.add(e164)
+        self.filter = number_filter
 
     def judge(self, answer: Answer, attestation: str | None = None) -> Judgement:
         """The verdict for this answer now (``attestation``: the call's STIR/SHAKEN outcome)."""
@@ -164,62 +256,6 @@ class Lookups:
             self.protected.discard(e164)
         self.metrics.protected_numbers.set(len(self.protected))
 
-    async def load(self) -> None:
-        """Fill the filter from Postgres and warm the cache; the node is ready after."""
-        started = time.perf_counter()
-        await self.reload_protected()
-        self.filter = await self.build_filter()
-        for record in await self.store.most_reported(
-            min(self.settings.cache_size, MAX_WARM_NUMBERS)
-        ):
-            self.cache.put(record.e164, record)
-        logger.info(
-            "Bloom filter loaded: %d numbers, capacity %d, in %.2f s",
-            len(self.filter),
-            self.filter.capacity,
-            time.perf_counter() - started,
-        )
-
-    async def load_with_retry(self, max_delay: float = 10.0) -> None:
-        """``load``, tried again with growing pauses while Postgres cannot be read."""
-        delay = 0.25
-        while True:
-            try:
-                await self.load()
-                return
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-                logger.warning(
-                    "cannot load the Bloom filter yet (%s); retrying in %.1f s", exc, delay
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, max_delay)
-
-    async def build_filter(self) -> NumberFilter:
-        """A new filter holding every known number, sized with room to grow."""
-        self._added_during_build = []
-        try:
-            count = await self.store.count_numbers()
-            capacity = max(self.settings.bloom_capacity, count * GROWTH_FACTOR)
-            number_filter = NumberFilter(capacity, self.settings.bloom_error_rate)
-            async for batch in self.store.number_keys():
-                for e164 in batch:
-                    number_filter.add(e164)
-            for e164 in self._added_during_build:
-                number_filter.add(e164)
-        finally:
-            self._added_during_build = None
-        return number_filter
-
-    async def _rebuild_filter(self) -> None:
-        try:
-            new_filter = await self.build_filter()
-            logger.info("Bloom filter rebuilt with capacity %d", new_filter.capacity)
-            self.filter = new_filter
-        except Exception:
-            logger.exception("Bloom filter rebuild failed; the overflow set keeps answers exact")
-        finally:
-            self._rebuild = None
-
 
 def answer_body(
     answer: Answer, judgement: Judgement, appeal_url: str | None = None
@@ -229,6 +265,7 @@ def answer_body(
     if record is None:
         return {
             "number": answer.e164,
+            "degraded": answer.degraded,
             "reported": False,
             "verdict": judgement.verdict,
             "score": judgement.score,
@@ -245,6 +282,7 @@ def answer_body(
         }
     return {
         "number": record.e164,
+        "degraded": answer.degraded,
         "reported": record.reports > 0,
         "verdict": judgement.verdict,
         "score": judgement.score,

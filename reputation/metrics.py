@@ -18,13 +18,16 @@ from reputation.constants import CATEGORIES, CHANNELS, STATUSES
 from reputation.sms import KEYWORDS, SMS_ERRORS
 from reputation.verdict import ALLOW, BLOCK, REASONS, WARN
 
-LAYERS = ("bloom", "cache", "database")
+# last_known and fail_open: answered from memory while PostgreSQL was unreachable.
+LAYERS = ("bloom", "cache", "database", "last_known", "fail_open")
 VERDICTS = (ALLOW, WARN, BLOCK)
 # Sub-millisecond buckets: the hot path answers in microseconds.
 LATENCY_BUCKETS = (
     0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5,
     0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
 )  # fmt: skip
+# From a few milliseconds (notified at once) to the poll interval and beyond.
+FEED_DELAY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0)
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,41 @@ class NodeGauges:
     cache_entries: Callable[[], float]
     cache_hits: Callable[[], float]
     cache_misses: Callable[[], float]
+
+
+@dataclass(frozen=True)
+class FeedGauges:
+    """Readings of this node's change feed and database link, taken at scrape time."""
+
+    listening: Callable[[], float]
+    seconds_since_read: Callable[[], float]
+    database_up: Callable[[], float]
+
+
+class _FeedCollector(Collector):
+    def __init__(self, gauges: FeedGauges) -> None:
+        self.gauges = gauges
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        g = self.gauges
+        for name, doc, read in (
+            (
+                "reputation_feed_listening",
+                "1 while the LISTEN connection of the change feed is open",
+                g.listening,
+            ),
+            (
+                "reputation_feed_seconds_since_read",
+                "Seconds since the change log was last read successfully",
+                g.seconds_since_read,
+            ),
+            (
+                "reputation_database_up",
+                "1 while this node can reach PostgreSQL, 0 while it answers from memory",
+                g.database_up,
+            ),
+        ):
+            yield GaugeMetricFamily(name, doc, value=read())
 
 
 class _NodeCollector(Collector):
@@ -118,6 +156,51 @@ class Metrics:
             "reputation_database_errors",
             "Database calls that failed, by operation",
             ["operation"],
+            registry=r,
+        )
+        self.feed_changes = Counter(
+            "reputation_feed_changes", "Changes read from the change log and applied", registry=r
+        )
+        self.feed_delay = Histogram(
+            "reputation_feed_delay_seconds",
+            "Time from writing a change to applying it on this node (the cross-node lag)",
+            buckets=FEED_DELAY_BUCKETS,
+            registry=r,
+        )
+        self.feed_reconnects = Counter(
+            "reputation_feed_reconnects",
+            "Times the LISTEN connection of the change feed was lost or could not be opened",
+            registry=r,
+        )
+        self.feed_reloads = Counter(
+            "reputation_feed_reloads",
+            "Times the node reloaded its state because changes it lacked were gone",
+            registry=r,
+        )
+        self.feed_pruned = Counter(
+            "reputation_feed_pruned_changes",
+            "Change log rows this node pruned once every live node held them",
+            registry=r,
+        )
+        self.filter_rebuilds = Counter(
+            "reputation_bloom_rebuilds",
+            "Bloom filters rebuilt from PostgreSQL and swapped in, by reason (full, scheduled)",
+            ["reason"],
+            registry=r,
+        )
+        self.filter_snapshots_loaded = Counter(
+            "reputation_bloom_snapshots_loaded",
+            "Stored Bloom filter snapshots this node started (or reloaded) from",
+            registry=r,
+        )
+        self.filter_snapshots_saved = Counter(
+            "reputation_bloom_snapshots_saved",
+            "Bloom filter snapshots this node stored for new nodes",
+            registry=r,
+        )
+        self.feed_subscriber_errors = Counter(
+            "reputation_feed_subscriber_errors",
+            "Failures of in-memory state updates driven by the change feed",
             registry=r,
         )
 
@@ -204,6 +287,10 @@ class Metrics:
             registry=r,
         )
         self.sms_rejected_by = {code: self.sms_rejected.labels(code) for code in SMS_ERRORS}
+
+    def watch_feed(self, gauges: FeedGauges) -> None:
+        """Expose the change feed's readings."""
+        self.registry.register(_FeedCollector(gauges))
 
     def watch_node(self, gauges: NodeGauges) -> None:
         """Expose the node's filter and cache readings."""

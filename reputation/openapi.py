@@ -180,6 +180,7 @@ SCHEMAS: dict[str, Schema] = {
         "description": "What is known about one number, and the verdict.",
         "required": [
             "number",
+            "degraded",
             "reported",
             "verdict",
             "score",
@@ -197,6 +198,11 @@ SCHEMAS: dict[str, Schema] = {
         "additionalProperties": False,
         "properties": {
             "number": ref("E164"),
+            "degraded": {
+                "type": "boolean",
+                "description": "PostgreSQL could not be asked: this is the last answer the node "
+                "knew, or, for a number it never knew, a fail-open `allow`.",
+            },
             "reported": {"type": "boolean", "description": "At least one report was counted."},
             "verdict": ref("Verdict"),
             "score": {
@@ -409,9 +415,18 @@ SCHEMAS: dict[str, Schema] = {
         "required": ["status", "bloom_filter", "database"],
         "additionalProperties": False,
         "properties": {
-            "status": {"type": "string", "enum": ["ready", "not_ready"]},
+            "status": {
+                "type": "string",
+                "enum": ["ready", "degraded", "not_ready"],
+                "description": "`degraded`: PostgreSQL is down; lookups are answered from memory.",
+            },
             "bloom_filter": {"type": "string", "enum": ["loaded", "loading"]},
             "database": {"type": "string", "enum": ["up", "down"]},
+            "change_feed": {
+                "type": "string",
+                "enum": ["listening", "polling"],
+                "description": "`polling`: the LISTEN connection is down; the timer reads on.",
+            },
             "auth": {
                 "type": "string",
                 "enum": ["on", "off"],
@@ -701,11 +716,12 @@ OPERATIONS_PATHS: dict[str, Schema] = {
         "get": operation(
             "readiness",
             "Can this node answer lookups",
-            "Readiness: 200 once the Bloom filter is loaded and PostgreSQL answers.",
+            "Readiness: 200 once the Bloom filter is loaded, and still while PostgreSQL is "
+            "down (lookups are then answered from memory and the body says `degraded`).",
             tag="operations",
             roles=None,
             responses={
-                "200": json_response("Ready.", ref("Readiness")),
+                "200": json_response("Ready (or degraded).", ref("Readiness")),
                 "503": json_response("Not ready yet.", ref("Readiness")),
                 **errors(),
             },

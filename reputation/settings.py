@@ -131,6 +131,27 @@ class Settings:
     verdict_sweep_interval: float = setting(
         60.0, "seconds between sweeps that store the verdicts decay has changed"
     )
+    feed_poll_interval: float = setting(
+        1.0, "seconds between reads of the change log when no notification wakes the node"
+    )
+    feed_retention: float = setting(
+        86_400.0,
+        "seconds a change is kept for a node that falls behind; a node further behind reloads",
+    )
+    filter_rebuild_interval: float = setting(
+        86_400.0,
+        "seconds between scheduled rebuilds of the Bloom filter from PostgreSQL (0: only when "
+        "full)",
+    )
+    filter_snapshot_interval: float = setting(
+        900.0,
+        "seconds between stored snapshots of the Bloom filter, which new nodes start from "
+        "(0: never)",
+    )
+    lookup_timeout: float = setting(
+        0.5,
+        "seconds a lookup waits for PostgreSQL before answering from memory, marked degraded",
+    )
 
     def __post_init__(self) -> None:
         # Refuse unreadable limits at start-up, not at the first request.

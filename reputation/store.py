@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import json
 import secrets
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 
 from reputation import evidence, privacy
+from reputation.changes import Change, FeedPosition
 from reputation.constants import (
     CHANGE_DECAY,
     CHANGE_POLICY,
@@ -79,6 +80,9 @@ class RecordedReport:
     report: StoredReport
     number: NumberRecord
     replayed: bool
+    # The change log row of this report (None for a replay): the node that
+    # wrote it already knows the number's new state.
+    change_seq: int | None = None
 
 
 def request_fingerprint(key: bytes, report: NewReport) -> bytes:
@@ -91,6 +95,79 @@ def request_fingerprint(key: bytes, report: NewReport) -> bytes:
         [report.e164, report.reporter, report.channel, report.category, report.content]
     )
     return hmac.new(key, canonical.encode(), hashlib.sha256).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class FeedHead:
+    """Where the change log stands, as seen by one snapshot."""
+
+    position: FeedPosition
+    taken_at: datetime
+    # Changes written by transactions below this id may have been pruned.
+    pruned_below: int
+    # Grows when rows vanish without passing through the change log (TRUNCATE).
+    generation: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFilter:
+    """The description of a stored Bloom filter snapshot (its bits are read separately)."""
+
+    id: int
+    created_at: datetime
+    generation: int
+    position: FeedPosition
+    hashing: str
+    capacity: int
+    error_rate: float
+    num_slices: int
+    bits_per_slice: int
+    items: int
+    size: int
+
+
+class ConsistentRead:
+    """Reads that all see the same database snapshot (one read-only REPEATABLE READ transaction).
+
+    Reading the feed head and then the changes or the numbers inside one of these
+    gives data that is exactly what the head's position says.
+    """
+
+    def __init__(self, conn: asyncpg.Connection, sql: dict[str, str]) -> None:
+        self.conn = conn
+        self.sql = sql
+
+    async def head(self) -> FeedHead:
+        row = await self.conn.fetchrow(self.sql["feed_head"])
+        return FeedHead(
+            FeedPosition.parse(row["position"]),
+            row["taken_at"],
+            row["pruned_below"],
+            row["generation"],
+        )
+
+    async def changes_since(
+        self, position: FeedPosition, batch_size: int = 10_000
+    ) -> AsyncIterator[list[Change]]:
+        """The changes visible in this snapshot that ``position`` does not hold, in batches."""
+        cursor = self.conn.cursor(
+            self.sql["changes_since"],
+            position.xmax,
+            sorted(position.in_progress),
+            prefetch=batch_size,
+        )
+        batch: list[Change] = []
+        async for row in cursor:
+            batch.append(Change(row["seq"], row["e164"], row["kind"], row["changed_at"]))
+            if len(batch) >= batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    async def copy_number_keys(self, sink: Callable[[bytes], Awaitable[None]]) -> None:
+        """Every known number, streamed to ``sink`` as chunks of COPY text (one number a line)."""
+        await self.conn.copy_from_query(self.sql["copy_number_keys"], output=sink)
 
 
 class _KeyTaken(Exception):
@@ -238,8 +315,10 @@ class Store:
                 verdict,
                 changes_at,
             )
-            await self.append_change(conn, report.e164, CHANGE_REPORT)
-        return RecordedReport(StoredReport.from_row(row), record, replayed=False)
+            change_seq = await self.append_change(conn, report.e164, CHANGE_REPORT)
+        return RecordedReport(
+            StoredReport.from_row(row), record, replayed=False, change_seq=change_seq
+        )
 
     async def _claim_day(self, conn: asyncpg.Connection, reporter: bytes, now: datetime) -> bool:
         """Take one of the reporter's counted numbers of today; False past the daily cap."""
@@ -351,6 +430,73 @@ class Store:
     async def active_api_keys(self) -> list[asyncpg.Record]:
         rows: list[asyncpg.Record] = await self.pool.fetch(self.sql["active_api_keys"])
         return rows
+
+    @asynccontextmanager
+    async def consistent_read(self) -> AsyncIterator[ConsistentRead]:
+        """A read-only view of one snapshot of the database."""
+        async with (
+            self.pool.acquire() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            yield ConsistentRead(conn, self.sql)
+
+    async def register_feed_node(self, node_id: str, host: str, pid: int, head: FeedHead) -> None:
+        await self.pool.execute(
+            self.sql["register_feed_node"],
+            node_id,
+            host,
+            pid,
+            str(head.position),
+            head.position.xmin,
+            head.taken_at,
+        )
+
+    async def forget_feed_node(self, node_id: str) -> None:
+        await self.pool.execute(self.sql["forget_feed_node"], node_id)
+
+    async def prune_changes(self, node_timeout: float, retention: float) -> int:
+        """Delete the changes no live node lacks; how many went."""
+        deleted: int = await self.pool.fetchval(self.sql["prune_changes"], node_timeout, retention)
+        return deleted
+
+    async def newest_filter_snapshot(self) -> StoredFilter | None:
+        row = await self.pool.fetchrow(self.sql["newest_filter_snapshot"])
+        if row is None:
+            return None
+        return StoredFilter(
+            id=row["id"],
+            created_at=row["created_at"],
+            generation=row["generation"],
+            position=FeedPosition.parse(row["position"]),
+            hashing=row["hashing"],
+            capacity=row["capacity"],
+            error_rate=row["error_rate"],
+            num_slices=row["num_slices"],
+            bits_per_slice=row["bits_per_slice"],
+            items=row["items"],
+            size=row["size"],
+        )
+
+    async def filter_snapshot_bits(self, snapshot_id: int) -> bytes | None:
+        bits: bytes | None = await self.pool.fetchval(self.sql["filter_snapshot_bits"], snapshot_id)
+        return bits
+
+    async def save_filter_snapshot(self, stored: StoredFilter, bits: bytes) -> None:
+        """Keep a filter for new nodes (``stored.id`` is ignored); older snapshots go."""
+        await self.pool.execute(
+            self.sql["save_filter_snapshot"],
+            stored.generation,
+            str(stored.position),
+            stored.position.xmin,
+            stored.position.xmax,
+            stored.hashing,
+            stored.capacity,
+            stored.error_rate,
+            stored.num_slices,
+            stored.bits_per_slice,
+            stored.items,
+            bits,
+        )
 
     async def ping(self) -> bool:
         try:

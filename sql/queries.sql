@@ -402,3 +402,86 @@ INSERT INTO sms_messages (message_id, short_code, sender_hash, text, gateway_rec
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 ON CONFLICT (message_id) DO NOTHING
 RETURNING message_id;
+
+-- Change feed, filter snapshots --
+
+-- feed_head --
+-- The current snapshot (a node's next feed position), the pruning horizon and the history generation
+SELECT pg_current_snapshot()::text AS position, now() AS taken_at, pruned_below, generation
+FROM feed_state;
+
+-- changes_since --
+-- The changes a node at a position lacks: written by transactions not finished when it was taken
+SELECT seq, e164, kind, changed_at
+FROM changes
+WHERE txid >= $1 OR txid = ANY($2::bigint[])
+ORDER BY seq;
+
+-- copy_number_keys --
+-- Every known number, one per line through COPY, to fill a new Bloom filter
+SELECT e164 FROM numbers
+
+-- register_feed_node --
+-- A node says it is alive and which feed position it has applied
+INSERT INTO feed_nodes (node_id, host, pid, position, position_xmin, position_at)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (node_id) DO UPDATE
+SET seen_at = now(), position = excluded.position, position_xmin = excluded.position_xmin,
+    position_at = excluded.position_at;
+
+-- forget_feed_node --
+-- A node leaves: pruning no longer waits for it
+DELETE FROM feed_nodes WHERE node_id = $1;
+
+-- prune_changes --
+-- Delete the changes every live node and the newest filter snapshot hold ($1: seconds a node may stay silent, $2: retention seconds); returns how many
+WITH live AS (
+    SELECT position_xmin FROM feed_nodes
+    WHERE seen_at > now() - make_interval(secs => $1)
+      AND position_at > now() - make_interval(secs => $2)
+), newest_snapshot AS (
+    SELECT position_xmin FROM filter_snapshots
+    WHERE generation = (SELECT generation FROM feed_state)
+    ORDER BY position_xmax DESC
+    LIMIT 1
+), horizon AS (
+    SELECT least((SELECT min(position_xmin) FROM live),
+                 (SELECT position_xmin FROM newest_snapshot)) AS txid
+), deleted AS (
+    DELETE FROM changes WHERE txid < (SELECT txid FROM horizon)
+    RETURNING 1
+), moved AS (
+    UPDATE feed_state SET pruned_below = greatest(pruned_below, (SELECT txid FROM horizon))
+    WHERE EXISTS (SELECT FROM deleted)
+    RETURNING 1
+), forgotten AS (
+    DELETE FROM feed_nodes WHERE seen_at < now() - make_interval(secs => $2)
+    RETURNING 1
+)
+SELECT count(*) FROM deleted;
+
+-- newest_filter_snapshot --
+-- The description of the newest stored Bloom filter of the current history generation
+SELECT id, created_at, generation, position, hashing, capacity, error_rate, num_slices, bits_per_slice, items,
+       octet_length(bits) AS size
+FROM filter_snapshots
+WHERE generation = (SELECT generation FROM feed_state)
+ORDER BY position_xmax DESC
+LIMIT 1;
+
+-- filter_snapshot_bits --
+-- The bits of one stored Bloom filter
+SELECT bits FROM filter_snapshots WHERE id = $1;
+
+-- save_filter_snapshot --
+-- Store a Bloom filter with the feed position it holds, replacing older ones; nothing if the history generation moved on
+WITH saved AS (
+    INSERT INTO filter_snapshots (generation, position, position_xmin, position_xmax, hashing,
+                                  capacity, error_rate, num_slices, bits_per_slice, items, bits)
+    SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11
+    FROM feed_state
+    WHERE generation = $1
+    RETURNING id
+)
+DELETE FROM filter_snapshots
+WHERE EXISTS (SELECT FROM saved) AND id NOT IN (SELECT id FROM saved) AND position_xmax <= $4;

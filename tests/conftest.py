@@ -68,6 +68,52 @@ def postgres_server_url() -> Iterator[str]:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def own_postgres() -> Iterator[EmbeddedPostgres]:
+    """A PostgreSQL server of the test suite's own, never a shared one.
+
+    For tests that stop and start the server, or that need no foreign
+    transaction to hold back the cluster's oldest running transaction id.
+    """
+    data_dir = Path(tempfile.mkdtemp(prefix="reputation-own-"))
+    data_dir.chmod(0o711)  # the server may run as another user (when tests run as root)
+    server = EmbeddedPostgres(data_dir, durable=False)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture
+async def own_database_url(own_postgres: EmbeddedPostgres) -> AsyncIterator[str]:
+    """A fresh, migrated database on ``own_postgres`` (restarted first if a test left it down)."""
+    if own_postgres.port is None:
+        own_postgres.start()
+    server_url = own_postgres.dsn()
+    name = f"reputation_own_{uuid.uuid4().hex[:12]}"
+    admin = await _admin(server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = with_database(server_url, name)
+    conn = await asyncpg.connect(url)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    yield url
+    if own_postgres.port is None:
+        own_postgres.start()
+    admin = await _admin(own_postgres.dsn())
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
 async def _admin(url: str) -> asyncpg.Connection:
     return await asyncpg.connect(url)
 
@@ -132,11 +178,10 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture
-def settings(database_url: str, tmp_path: Path) -> Settings:
+def node_settings(database_url: str, data_dir: Path) -> Settings:
     return Settings(
         database_url=database_url,
-        data_dir=tmp_path,
+        data_dir=data_dir,
         reporter_key=TEST_REPORTER_KEY,
         bloom_capacity=10_000,
         cache_size=1_000,
@@ -187,6 +232,17 @@ def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return node_settings(database_url, tmp_path)
+
+
+@pytest.fixture
+def own_settings(own_database_url: str, tmp_path: Path) -> Settings:
+    """Settings of a node on a database of ``own_postgres``."""
+    return node_settings(own_database_url, tmp_path)
+
+
 AppFactory = Callable[..., web.Application]
 
 
@@ -205,12 +261,13 @@ async def admin_key(create_api_key: CreateApiKey) -> str:
 
 @pytest.fixture
 async def client(
-    aiohttp_client: Callable[..., object], settings: Settings, clock: FakeClock, admin_key: str
+    settings: Settings, clock: FakeClock, admin_key: str, aiohttp_client: Callable[..., object]
 ) -> TestClient:
     """A ready node of the real app, on the test's database, through real HTTP.
 
     API keys are checked and every request carries ``admin_key`` (override the
     ``Authorization`` header per request to act as another role).
+    (``aiohttp_client`` comes last so that the app closes before its database is dropped.)
     """
     app = create_app(settings_with_auth(settings), clock=clock)
     test_client: TestClient = await aiohttp_client(app, headers=bearer(admin_key))  # type: ignore[operator]

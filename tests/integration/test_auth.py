@@ -339,7 +339,7 @@ async def test_revocation_without_notifications_still_lands_within_the_refresh_i
     try:
         killed = await conn.fetchval(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+            "WHERE datname = current_database() AND query LIKE 'LISTEN%api_keys%'"
         )
         assert killed == 1
         # Revoke without NOTIFY: only the timer can tell the node.

@@ -12,7 +12,7 @@ from tests.conftest import FakeClock, wait_ready
 
 
 async def test_restart_rebuilds_the_filter_from_postgres(
-    aiohttp_client: Callable[..., object], settings: Settings, clock: FakeClock
+    settings: Settings, clock: FakeClock, aiohttp_client: Callable[..., object]
 ) -> None:
     first: TestClient = await aiohttp_client(create_app(settings, clock=clock))  # type: ignore[operator]
     await wait_ready(first)

@@ -1,0 +1,302 @@
+"""Several nodes, one truth: the change feed, pruning, reloads and filter snapshots.
+
+Each node here is a complete app (its own pool, Bloom filter, cache and
+change feed) on the test's own database, reached through real HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from reputation.app import create_app, utc_now
+from reputation.appkeys import FEED, FILTERS, LOOKUPS, STORE
+from reputation.changes import FeedPosition
+from reputation.feed import LISTEN_APPLICATION_NAME, ChangeFeed
+from reputation.health import DatabaseHealth
+from reputation.metrics import Metrics
+from reputation.settings import Settings
+from reputation.store import FeedHead, Store, create_pool
+from tests.conftest import FakeClock, wait_ready
+from tests.integration.test_lifecycle import metric_value
+
+Client = Callable[..., Awaitable[TestClient]]
+
+
+async def start_node(aiohttp_client: Any, settings: Settings, clock: FakeClock) -> TestClient:
+    client: TestClient = await aiohttp_client(create_app(settings, clock=clock))
+    await wait_ready(client)
+    return client
+
+
+def quiet(settings: Settings, **changes: Any) -> Settings:
+    """Settings whose feed never polls on its timer: only NOTIFY and reconnections wake it."""
+    return dataclasses.replace(settings, feed_poll_interval=3600.0, **changes)
+
+
+def node_app(client: TestClient) -> web.Application:
+    app = client.server.app
+    assert app is not None
+    return app
+
+
+async def report(client: TestClient, number: str, reporter: str = "0987000001") -> None:
+    response = await client.post("/v1/reports", json={"number": number, "reporter": reporter})
+    assert response.status == 201, await response.text()
+
+
+async def reports_seen(client: TestClient, number: str) -> int:
+    body = await (await client.get(f"/v1/numbers/{number}")).json()
+    return int(body["reports"])
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 5.0) -> None:
+    """Wait until ``check`` holds; fail after ``seconds``."""
+    async with asyncio.timeout(seconds):
+        while not await check():  # noqa: ASYNC110 (polls HTTP)
+            await asyncio.sleep(0.01)
+
+
+def numbers(count: int, start: int = 0) -> list[str]:
+    return [f"091{i:07d}" for i in range(start, start + count)]
+
+
+async def test_a_change_committed_after_a_later_one_is_not_skipped(
+    database_url: str, settings: Settings
+) -> None:
+    """Sequence numbers are not commit-ordered; the feed reads by commit, not by seq."""
+    async with create_pool(database_url, settings) as pool:
+        store = Store(pool, b"key", utc_now)
+
+        async def no_reload() -> FeedHead:
+            raise AssertionError("nothing was pruned: no reload expected")
+
+        feed = ChangeFeed(store, settings, Metrics(), DatabaseHealth(), reload=no_reload)
+        seen: list[str] = []
+        feed.subscribe(lambda changes: seen.extend(c.e164 for c in changes))
+        async with store.consistent_read() as read:
+            feed.head = await read.head()
+
+        async with pool.acquire() as slow, pool.acquire() as fast:
+            slow_tx = slow.transaction()
+            await slow_tx.start()
+            early_seq = await store.append_change(slow, "+84910000001", "report")
+            async with fast.transaction():
+                late_seq = await store.append_change(fast, "+84910000002", "report")
+            # A third writer in between rolls back: its seq never appears.
+            async with pool.acquire() as aborted:
+                tx = aborted.transaction()
+                await tx.start()
+                await store.append_change(aborted, "+84910000003", "report")
+                await tx.rollback()
+            assert early_seq < late_seq
+
+            assert await feed.catch_up() == 1
+            assert seen == ["+84910000002"]
+            await slow_tx.commit()
+            assert await feed.catch_up() == 1
+            assert seen == ["+84910000002", "+84910000001"]
+            assert await feed.catch_up() == 0
+        assert seen == ["+84910000002", "+84910000001"]
+
+
+async def test_position_round_trips_through_text() -> None:
+    position = FeedPosition.parse("100:110:103,107")
+    assert position.in_progress == {103, 107}
+    assert str(position) == "100:110:103,107"
+    assert position.includes(99)
+    assert position.includes(105)
+    assert not position.includes(103)
+    assert not position.includes(110)
+    assert FeedPosition.parse("7:7:") == FeedPosition(7, 7, frozenset())
+
+
+async def test_report_on_one_node_is_seen_on_the_other(
+    settings: Settings, clock: FakeClock, aiohttp_client: Client
+) -> None:
+    one = await start_node(aiohttp_client, quiet(settings), clock)
+    other = await start_node(aiohttp_client, quiet(settings), clock)
+    await eventually(lambda: _listening(other))
+    assert await reports_seen(other, "0912345678") == 0  # cached: "not listed"
+
+    await report(one, "0912345678")
+    # The timer never fires: the notification alone brings the change.
+    await eventually(lambda: _reports_are(other, "0912345678", 1))
+
+    await report(other, "0912345678", reporter="0987000002")
+    await eventually(lambda: _reports_are(one, "0912345678", 2))
+    assert await reports_seen(other, "0912345678") == 2
+
+
+async def test_a_change_appended_by_any_writer_reaches_every_node(
+    settings: Settings, clock: FakeClock, aiohttp_client: Client
+) -> None:
+    """Other features append changes in their own transactions; nodes react the same way."""
+    node = await start_node(aiohttp_client, quiet(settings), clock)
+    await report(node, "0912345678")
+    assert (await (await node.get("/v1/numbers/0912345678")).json())["status"] == "reported"
+    store = node_app(node)[STORE]
+    async with store.pool.acquire() as conn, conn.transaction():
+        await conn.execute("UPDATE numbers SET status = 'confirmed' WHERE e164 = '+84912345678'")
+        await store.append_change(conn, "+84912345678", "status")
+
+    async def confirmed() -> bool:
+        body = await (await node.get("/v1/numbers/0912345678")).json()
+        return bool(body["status"] == "confirmed")
+
+    await eventually(confirmed)
+
+
+async def test_dropped_listen_connections_lose_no_change(
+    database_url: str, settings: Settings, clock: FakeClock, aiohttp_client: Client
+) -> None:
+    reporter = await start_node(aiohttp_client, quiet(settings), clock)
+    follower = await start_node(aiohttp_client, quiet(settings), clock)
+    await eventually(lambda: _listening(follower))
+    admin = await asyncpg.connect(database_url)
+    sent = numbers(40)
+
+    async def report_all() -> None:
+        for number in sent:
+            await report(reporter, number)
+            await asyncio.sleep(0.02)
+
+    async def cut_listeners() -> int:
+        cut = 0
+        for _ in range(3):
+            await asyncio.sleep(0.2)
+            cut += await admin.fetchval(
+                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND application_name = $1",
+                LISTEN_APPLICATION_NAME,
+            )
+        return cut
+
+    try:
+        _, cut = await asyncio.gather(report_all(), cut_listeners())
+    finally:
+        await admin.close()
+    assert cut >= 3
+
+    async def all_seen() -> bool:
+        body = await (await follower.post("/v1/lookups", json={"numbers": sent})).json()
+        return all(result["reports"] == 1 for result in body["results"])
+
+    await eventually(all_seen)
+    exposition = await (await follower.get("/metrics")).text()
+    assert metric_value(exposition, "reputation_feed_reconnects_total") >= 3
+    assert metric_value(exposition, "reputation_feed_changes_total") >= len(sent)
+
+
+async def test_a_node_whose_missing_changes_were_pruned_reloads(
+    own_settings: Settings, clock: FakeClock, aiohttp_client: Client
+) -> None:
+    # Pruning waits for the oldest transaction running anywhere in the cluster:
+    # on a server of its own, no foreign transaction holds it back.
+    one = await start_node(aiohttp_client, quiet(own_settings), clock)
+    behind = await start_node(aiohttp_client, quiet(own_settings), clock)
+    behind_feed = node_app(behind)[FEED]
+    await eventually(lambda: _listening(behind))
+    await behind_feed.stop()  # the node stalls and drops out of the live nodes
+
+    late = numbers(5, start=500)
+    for number in late:
+        await report(one, number)
+    one_app = node_app(one)
+    store, one_feed = one_app[STORE], one_app[FEED]
+    await one_feed.read_once()
+    assert one_feed.head is not None
+    await store.register_feed_node(
+        one_feed.node_id, socket.gethostname(), os.getpid(), one_feed.head
+    )
+    lookups = one_app[LOOKUPS]
+    assert lookups.filter is not None
+    await one_app[FILTERS]._save(lookups.filter, one_feed.head)
+    assert await store.prune_changes(60.0, 86_400.0) >= len(late)
+
+    loaded = "reputation_bloom_snapshots_loaded_total"
+    before = metric_value(await (await behind.get("/metrics")).text(), loaded)
+    assert await behind_feed.read_once() == 0  # reloaded instead of reading
+    exposition = await (await behind.get("/metrics")).text()
+    assert metric_value(exposition, "reputation_feed_reloads_total") == 1
+    assert metric_value(exposition, loaded) == before + 1
+    for number in late:
+        assert await reports_seen(behind, number) == 1
+
+
+async def test_truncated_tables_make_every_node_reload(
+    database_url: str, settings: Settings, clock: FakeClock, aiohttp_client: Client
+) -> None:
+    node = await start_node(aiohttp_client, quiet(settings), clock)
+    await report(node, "0912345678")
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("TRUNCATE numbers, changes CASCADE")
+    finally:
+        await conn.close()
+    await node_app(node)[FEED].read_once()
+    body = await (await node.get("/v1/numbers/0912345678")).json()
+    assert body["reported"] is False
+    exposition = await (await node.get("/metrics")).text()
+    assert metric_value(exposition, "reputation_feed_reloads_total") == 1
+    assert metric_value(exposition, "reputation_bloom_items") == 0
+
+
+async def test_a_new_node_starts_from_the_stored_snapshot_and_its_tail(
+    settings: Settings, clock: FakeClock, aiohttp_client: Client
+) -> None:
+    first = await start_node(aiohttp_client, settings, clock)  # builds and stores a snapshot
+    await report(first, "0912345678")  # after the snapshot: in the tail
+    second = await start_node(aiohttp_client, quiet(settings), clock)
+    exposition = await (await second.get("/metrics")).text()
+    assert metric_value(exposition, "reputation_bloom_snapshots_loaded_total") == 1
+    assert metric_value(exposition, "reputation_bloom_items") == 1
+    assert await reports_seen(second, "0912345678") == 1
+
+
+async def test_a_full_filter_is_rebuilt_larger_while_lookups_go_on(
+    settings: Settings, clock: FakeClock, aiohttp_client: Client
+) -> None:
+    node = await start_node(aiohttp_client, dataclasses.replace(settings, bloom_capacity=20), clock)
+    reported = numbers(30, start=700)
+    for number in reported:
+        await report(node, number)
+
+    async def rebuilt() -> bool:
+        exposition = await (await node.get("/metrics")).text()
+        return metric_value(exposition, 'reputation_bloom_rebuilds_total{reason="full"}') >= 1
+
+    deadline = time.monotonic() + 10
+    while not await rebuilt():
+        # Every reported number stays reported through the rebuild.
+        body = await (await node.post("/v1/lookups", json={"numbers": reported})).json()
+        assert all(result["reported"] for result in body["results"])
+        assert time.monotonic() < deadline, "no rebuild"
+    exposition = await (await node.get("/metrics")).text()
+    assert metric_value(exposition, "reputation_bloom_capacity") >= 60
+    number_filter = node_app(node)[LOOKUPS].filter
+    assert number_filter is not None
+    assert not number_filter.needs_rebuild
+
+    async def stored_larger() -> bool:
+        stored = await node_app(node)[STORE].newest_filter_snapshot()
+        return stored is not None and stored.capacity >= 60
+
+    await eventually(stored_larger)
+
+
+async def _listening(client: TestClient) -> bool:
+    return node_app(client)[FEED].listening
+
+
+async def _reports_are(client: TestClient, number: str, count: int) -> bool:
+    return await reports_seen(client, number) == count
