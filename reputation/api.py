@@ -11,7 +11,7 @@ import asyncpg
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from reputation import apipage, openapi, sms_intake
+from reputation import apipage, openapi, sms_intake, statuspage
 from reputation.appkeys import FEED, GUARD, HEALTH, LOOKUPS, METRICS, SETTINGS, STORE
 from reputation.attestation import call_attestation
 from reputation.auth import public, requires
@@ -236,3 +236,4 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/openapi.json", openapi.get_openapi)
     app.router.add_get("/docs", apipage.get_api_page)
     app.router.add_post("/v1/sms/inbound", sms_intake.post_sms_inbound)
+    app.router.add_get("/", statuspage.get_status_page)

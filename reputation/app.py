@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import asyncpg
 from aiohttp import web
 
-from reputation import api
+from reputation import api, statuspage
 from reputation.appkeys import (
     CLOCK,
     FEED,
@@ -83,6 +83,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     app.cleanup_ctx.append(api_keys)
     app.cleanup_ctx.append(lookup_state)
     app.cleanup_ctx.append(verdict_sweep)
+    app.cleanup_ctx.append(statuspage.activity_sampler)
     return app
 
 

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from aiohttp import web
 
+from reputation.activity import StatusState
 from reputation.auth import Guard
 from reputation.feed import ChangeFeed
 from reputation.filters import FilterKeeper
@@ -27,3 +28,4 @@ SWEEPER = web.AppKey("sweeper", Sweeper)
 FEED = web.AppKey("feed", ChangeFeed)
 FILTERS = web.AppKey("filters", FilterKeeper)
 HEALTH = web.AppKey("health", DatabaseHealth)
+STATUS_PAGE = web.AppKey("status_page", StatusState)

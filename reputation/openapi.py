@@ -689,6 +689,19 @@ SMS_PATHS: dict[str, Schema] = {
 }
 
 OPERATIONS_PATHS: dict[str, Schema] = {
+    "/": {
+        "get": operation(
+            "statusPage",
+            "Status page of this node",
+            "Lookups per minute by verdict (this node), reports per minute (all nodes), the "
+            "verdict mix, the most reported numbers of the last day (masked unless the caller "
+            "is an analyst, or authentication is off) and the node's health, as HTML with "
+            "inline SVG; nothing is fetched from elsewhere. Reloads itself every 30 s.",
+            tag="operations",
+            roles=None,
+            responses={"200": text_response("The page.", "text/html"), **errors()},
+        )
+    },
     "/metrics": {
         "get": operation(
             "metrics",

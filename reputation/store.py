@@ -498,6 +498,16 @@ class Store:
             bits,
         )
 
+    async def reports_per_minute(self, since: datetime) -> dict[datetime, int]:
+        """Reports received by every node in each minute since ``since`` (status page)."""
+        rows = await self.pool.fetch(self.sql["reports_per_minute"], since)
+        return {row["minute"]: row["reports"] for row in rows}
+
+    async def top_reported(self, since: datetime, limit: int) -> list[tuple[str, int, int]]:
+        """``(number, reports, reporters)`` of the most reported numbers since ``since``."""
+        rows = await self.pool.fetch(self.sql["top_reported_since"], since, limit)
+        return [(row["e164"], row["reports"], row["reporters"]) for row in rows]
+
     async def ping(self) -> bool:
         try:
             async with self.pool.acquire(timeout=1.0) as conn:

@@ -485,3 +485,22 @@ WITH saved AS (
 )
 DELETE FROM filter_snapshots
 WHERE EXISTS (SELECT FROM saved) AND id NOT IN (SELECT id FROM saved) AND position_xmax <= $4;
+
+-- Status page ---------------------------------------------------------------
+
+-- reports_per_minute --
+-- Reports received in each minute since a moment, by every node
+SELECT date_trunc('minute', received_at) AS minute, count(*) AS reports
+FROM reports
+WHERE received_at >= $1
+GROUP BY 1
+ORDER BY 1;
+
+-- top_reported_since --
+-- The numbers with the most reports since a moment, and how many people reported them
+SELECT e164, count(*) AS reports, count(DISTINCT reporter_hash) AS reporters
+FROM reports
+WHERE received_at >= $1
+GROUP BY e164
+ORDER BY count(*) DESC, e164
+LIMIT $2;

@@ -72,6 +72,9 @@ CREATE TABLE reports (
 
 CREATE INDEX reports_e164_idx ON reports (e164, id);
 
+-- Recent reports (status page): reports per minute, most reported numbers of the day.
+CREATE INDEX reports_received_at_idx ON reports (received_at);
+
 -- Who reported a number (hashed), so that each reporter counts once.
 CREATE TABLE number_reporters (
     e164 text NOT NULL REFERENCES numbers (e164),
