@@ -28,12 +28,24 @@ from reputation.vn_numbering import (
     current_national_number,
 )
 
-__all__ = ["MAX_INPUT_CHARS", "normalize", "normalize_fully", "valid_in_plan"]
+__all__ = [
+    "INVISIBLE",
+    "LABEL",
+    "MAX_INPUT_CHARS",
+    "MAX_WRITTEN_DIGITS",
+    "MIN_WRITTEN_DIGITS",
+    "normalize",
+    "normalize_fully",
+    "valid_in_plan",
+]
 
 # Longest input we try to read; anything longer is not one phone number.
 MAX_INPUT_CHARS: Final = 64
 # E.164 allows at most 15 digits after the "+".
 MAX_E164_DIGITS: Final = 15
+# Digits a written number can hold: more than a short code, at most "00" + 15.
+MIN_WRITTEN_DIGITS: Final = MAX_SHORT_CODE_DIGITS + 1
+MAX_WRITTEN_DIGITS: Final = MAX_E164_DIGITS + 2
 VIETNAM: Final = "VN"
 VIETNAM_COUNTRY_CODE: Final = "84"
 
@@ -45,9 +57,15 @@ _NATIONAL_VN = re.compile(r"0([1-9][0-9]{6,9})")
 # pages leaves around numbers: soft hyphen, zero-width space/joiners,
 # left-to-right and bidi marks (phones wrap numbers in U+202A..U+202C),
 # word joiner, byte order mark.
-_INVISIBLE = re.compile(
-    "[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff]"
-)
+INVISIBLE: Final = "".join(
+    chr(c)
+    for first, last in (
+        (0x00AD, 0x00AD), (0x061C, 0x061C), (0x180E, 0x180E), (0x200B, 0x200F),
+        (0x202A, 0x202E), (0x2060, 0x2064), (0x2066, 0x206F), (0xFEFF, 0xFEFF),
+    )
+    for c in range(first, last + 1)
+)  # fmt: skip
+_INVISIBLE = re.compile(f"[{INVISIBLE}]")
 # Labels in front of a number, removed when a number follows them.
 LABEL: Final = re.compile(
     r"\s*(?:tel|phone|mobile|hotline|fax|zalo"
@@ -187,6 +205,8 @@ def _from_digits(compact: str, region: str) -> str:
 
 
 def _international(digits: str) -> str:
+    if not digits[:1].isdigit() or digits[0] == "0":  # country codes start with 1-9
+        raise invalid_number("invalid_number")
     if digits.startswith(VIETNAM_COUNTRY_CODE):
         return _vietnamese(digits[2:], after_country_code=True)
     return _parse_with_library("+" + digits, None)
@@ -232,7 +252,12 @@ def _parse_with_library(number: str, region: str | None) -> str:
 def _holds_two_numbers(written: str, region: str) -> bool:
     """True when ``written`` is two valid numbers side by side ("0912345678 0987654321")."""
     groups = [group for group in _SEPARATORS.split(written) if group]
+    digits = [sum(c.isdigit() for c in group) for group in groups]
+    left = 0
     for cut in range(1, len(groups)):
+        left += digits[cut - 1]
+        if not (_could_be_a_number(left) and _could_be_a_number(sum(digits) - left)):
+            continue
         try:
             _from_digits(_digits_only("".join(groups[:cut])), region)
             _from_digits(_digits_only("".join(groups[cut:])), region)
@@ -240,3 +265,7 @@ def _holds_two_numbers(written: str, region: str) -> bool:
             continue
         return True
     return False
+
+
+def _could_be_a_number(digits: int) -> bool:
+    return MIN_WRITTEN_DIGITS <= digits <= MAX_WRITTEN_DIGITS

@@ -11,16 +11,21 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Final
 
 from reputation.constants import MAX_CONTENT_CHARS
 from reputation.errors import NUMBER_ERROR_MESSAGES, InvalidNumber
-from reputation.normalize import LABEL, MAX_INPUT_CHARS, normalize
-
-# Most digits a written number can hold ("00" + 15 digits of E.164).
-MAX_NUMBER_DIGITS: Final = 17
+from reputation.normalize import (
+    INVISIBLE,
+    LABEL,
+    MAX_INPUT_CHARS,
+    MAX_WRITTEN_DIGITS,
+    MIN_WRITTEN_DIGITS,
+    normalize,
+)
+from reputation.vn_numbering import OLD_MOBILE_PREFIXES
 
 # Keyword -> report category. "LD" is "lừa đảo" (scam).
 KEYWORDS: Final = {"LD": "scam", "V": "spam_call", "S": "spam_sms"}
@@ -46,15 +51,15 @@ SENDER_PLACEHOLDER: Final = "[số người gửi]"
 # Letters that stand for "đ" on keyboards and in fonts: đ, Icelandic eth,
 # African D (all look the same in an SMS).
 _D_LOOKALIKES = str.maketrans({"đ": "d", "ð": "d", "ɖ": "d"})
-# Invisible characters that may precede or split a keyword (see normalize.py).
-_INVISIBLE = "\u00ad\u061c\u180e\u200b\u200c\u200d\u200e\u200f\u2060\ufeff\u202a\u202b\u202c"
 # Between the keyword and the number, and between the number and the content:
 # spaces, ":" and dashes, the template's brackets, list punctuation.
-_LEAD_IN: Final = re.compile(rf"[\s{_INVISIBLE}:\-\u2010-\u2015=#.,;(\[{{<]*")
-_LEAD_OUT: Final = re.compile(rf"[\s{_INVISIBLE}:\-\u2010-\u2015=#.,;/|&)\]}}>]*")
+_LEAD_IN: Final = re.compile(rf"[\s{INVISIBLE}:\-\u2010-\u2015=#.,;(\[{{<]*")
+_LEAD_OUT: Final = re.compile(rf"[\s{INVISIBLE}:\-\u2010-\u2015=#.,;/|&)\]}}>]*")
 # Words that join two numbers: "0912345678 và 0987654321".
 _CONNECTOR: Final = re.compile(r"(?:và|va|hoặc|hoac|hay|or|and)\s+", re.IGNORECASE)
 _WHITESPACE: Final = re.compile(r"\s+")
+# Full-width forms of ASCII (U+FF01..U+FF5E) and the ideographic space, one to one.
+_FULL_WIDTH: Final = {0xFF01 + i: 0x21 + i for i in range(94)} | {0x3000: 0x20}
 _TEMPLATE_BRACKETS: Final = {"(": ")", "[": "]", "{": "}", "<": ">"}
 # A brand-name sender id where a number should be: capitals (and digits), up to
 # the 11 characters an alphanumeric sender id may have.
@@ -77,26 +82,28 @@ class ParsedSms:
 
 def parse_sms(text: str, region: str) -> ParsedSms:
     """Read ``LD <number> <content>`` (or ``V``, ``S``) from one message."""
-    text = unicodedata.normalize("NFC", text).strip(" \t\r\n" + _INVISIBLE)
+    text = unicodedata.normalize("NFC", text).strip(" \t\r\n" + INVISIBLE)
     if not text:
         return ParsedSms(None, None, None, "empty_message")
     word_end = _word_end(text, 0)
     category = KEYWORDS.get(_keyword(text[:word_end]))
     if category is None:
         return ParsedSms(None, None, None, "missing_keyword")
+    # Full-width punctuation (U+FF1A colon, U+FF08 bracket...) is read as
+    # ASCII at the same positions, so the content is still cut as sent.
     rest = text[word_end:]
-    start = _LEAD_IN.match(rest).end()  # type: ignore[union-attr]
-    label = LABEL.match(rest, start)
+    folded = rest.translate(_FULL_WIDTH)
+    start = _LEAD_IN.match(folded).end()  # type: ignore[union-attr]
+    label = LABEL.match(folded, start)
     if label is not None:
-        start = _LEAD_IN.match(rest, label.end()).end()  # type: ignore[union-attr]
-    found = read_number(rest, start, region)
+        start = _LEAD_IN.match(folded, label.end()).end()  # type: ignore[union-attr]
+    found = read_number(folded, start, region)
     if isinstance(found, str):
         return ParsedSms(category, None, None, found)
     e164, end = found
-    tail = rest[end:]
-    if _starts_with_number(tail, region):
+    if _starts_with_number(folded[end:], region):
         return ParsedSms(category, e164, None, "multiple_numbers")
-    return ParsedSms(category, e164, _content(tail), None)
+    return ParsedSms(category, e164, _content(rest[end:], folded[end:]), None)
 
 
 def _word_end(text: str, start: int) -> int:
@@ -120,10 +127,7 @@ def _kind(char: str) -> str:
         return "digit"
     if folded == "+":
         return "plus"
-    if (
-        folded.isspace()
-        or folded in ".-()[]\u2010\u2011\u2012\u2013\u2014\u2015\u2212" + _INVISIBLE
-    ):
+    if folded.isspace() or folded in ".-()[]\u2010\u2011\u2012\u2013\u2014\u2015\u2212" + INVISIBLE:
         return "separator"
     return "other"
 
@@ -146,7 +150,7 @@ def read_number(text: str, start: int, region: str) -> tuple[str, int] | str:
         if kind == "digit" and (end == len(text) or _kind(text[end]) != "digit"):
             ends.append((end, digits))
     for candidate, count in reversed(ends):
-        if count <= MAX_NUMBER_DIGITS:
+        if MIN_WRITTEN_DIGITS <= count <= MAX_WRITTEN_DIGITS:
             try:
                 return normalize(text[start:candidate], region), candidate
             except InvalidNumber:
@@ -195,15 +199,20 @@ def _starts_with_number(tail: str, region: str) -> bool:
     return not isinstance(read_number(tail, start, region), str)
 
 
-def _content(tail: str) -> str | None:
-    """The content: separators and template brackets around it removed, spaces made single."""
-    content = _WHITESPACE.sub(" ", tail[_LEAD_OUT.match(tail).end() :]).strip()  # type: ignore[union-attr]
-    closing = _TEMPLATE_BRACKETS.get(content[:1])
-    if closing is not None and content.endswith(closing):
-        inner = content[1:-1]
-        if content[0] not in inner and closing not in inner:
-            content = inner.strip()
-    return _cut(content) or None
+def _content(tail: str, folded: str) -> str | None:
+    """The content: separators and template brackets around it removed, spaces made single.
+
+    ``folded`` is ``tail`` with full-width punctuation as ASCII, where the
+    bounds are found; the content itself is cut from ``tail``, as sent.
+    """
+    start = _LEAD_OUT.match(folded).end()  # type: ignore[union-attr]
+    end = len(folded.rstrip())
+    closing = _TEMPLATE_BRACKETS.get(folded[start : start + 1])
+    if closing is not None and end - start >= 2 and folded[end - 1] == closing:
+        inner = folded[start + 1 : end - 1]
+        if folded[start] not in inner and closing not in inner:
+            start, end = start + 1, end - 1
+    return _cut(_WHITESPACE.sub(" ", tail[start:end]).strip()) or None
 
 
 def _cut(content: str) -> str:
@@ -216,30 +225,38 @@ def _cut(content: str) -> str:
     return content[:cut].rstrip()
 
 
-def numbers_in(text: str, region: str) -> Iterator[tuple[int, int, str]]:
-    """``(start, end, e164)`` of every valid number written in ``text``."""
-    position = 0
-    while position < len(text):
-        if _kind(text[position]) in ("digit", "plus") and (
-            position == 0 or _kind(text[position - 1]) not in ("digit", "plus")
-        ):
-            found = read_number(text, position, region)
-            if not isinstance(found, str):
-                yield position, found[1], found[0]
-                position = found[1]
-                continue
-        position += 1
-
-
-def hide_number(text: str, e164: str, region: str) -> str:
+def hide_number(text: str, e164: str) -> str:
     """``text`` with every writing of ``e164`` replaced by a placeholder (the sender's own)."""
-    parts = []
-    kept = 0
-    for start, end, found in numbers_in(text, region):
-        if found == e164:
-            parts += [text[kept:start], SENDER_PLACEHOLDER]
-            kept = end
-    return "".join([*parts, text[kept:]])
+    return _writings(e164).sub(SENDER_PLACEHOLDER, text)
+
+
+# What may stand between the digits of one written number.
+_GAP: Final = r"[\s.\-()\u2010-\u2015\u2212]*"
+# Old 11-digit national prefix of each converted mobile block (Decision 798/QĐ-BTTTT).
+_OLD_PREFIX_OF: Final = {new: old for old, new in OLD_MOBILE_PREFIXES.items()}
+
+
+@lru_cache(maxsize=4096)
+def _writings(e164: str) -> re.Pattern[str]:
+    """Every way ``e164`` may be written: with or without +84/84/0084/0, spaced, full-width,
+    and a Vietnamese mobile also in its old 11-digit form. One linear pass over any text."""
+    if e164.startswith("+84"):
+        national = e164[3:]
+        forms = [national]
+        if len(national) == 9 and national[:2] in _OLD_PREFIX_OF:
+            forms.append(_OLD_PREFIX_OF[national[:2]] + national[2:])
+        prefix = rf"(?:(?:[+\uff0b]|{_spelt('00')}){_GAP})?(?:{_spelt('84')}{_GAP})?"
+        prefix += rf"(?:{_spelt('0')}{_GAP})?"
+    else:
+        forms = [e164[1:]]
+        prefix = rf"(?:(?:[+\uff0b]|{_spelt('00')}){_GAP})?"
+    body = "|".join(_spelt(form) for form in forms)
+    return re.compile(rf"(?<![0-9\uff10-\uff19]){prefix}(?:{body})(?![0-9\uff10-\uff19])")
+
+
+def _spelt(digits: str) -> str:
+    """A regex for ``digits`` written in ASCII or full-width, with gaps between them."""
+    return _GAP.join(f"[{d}{chr(0xFF10 + int(d))}]" for d in digits)
 
 
 # The syntax taught in every error reply; "{to}" is the short code the citizen used.

@@ -78,16 +78,7 @@ def _text(value: object) -> str:
     if not isinstance(value, str):
         raise BadRequest("'text' must be a string.", code="invalid_field", field="text")
     # PostgreSQL cannot keep NUL or lone surrogates; the rest of the message still counts.
-    value = value.replace("\x00", "")
-    return value.encode("utf-8", "replace").decode() if not _encodable(value) else value
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
+    return value.replace("\x00", "").encode("utf-8", "replace").decode()
 
 
 def _moment(value: object) -> datetime | None:
@@ -125,7 +116,7 @@ async def process_sms(app: web.Application, message: InboundSms) -> SmsOutcome:
         return SmsOutcome(earlier, replayed=True)
     region = app[SETTINGS].region
     sender = _sender_number(message.sender, region)
-    parsed = _as_reported_by(parse_sms(message.text, region), sender, region)
+    parsed = _as_reported_by(parse_sms(message.text, region), sender)
     if parsed.accepted:
         try:
             app[GUARD].limit_reporter(sender, "sms")
@@ -144,7 +135,7 @@ async def process_sms(app: web.Application, message: InboundSms) -> SmsOutcome:
             sender_hash=privacy.reporter_hash(store.reporter_key, sender, "sms")
             if sender is not None
             else None,
-            text=hide_number(message.text, sender, region) if sender else message.text,
+            text=hide_number(message.text, sender) if sender else message.text,
             gateway_received_at=message.received_at,
             error=parsed.error,
             category=answer["category"],
@@ -169,7 +160,7 @@ def _sender_number(sender: str, region: str) -> str | None:
         return None
 
 
-def _as_reported_by(parsed: ParsedSms, sender: str | None, region: str) -> ParsedSms:
+def _as_reported_by(parsed: ParsedSms, sender: str | None) -> ParsedSms:
     """The reading of a message once its sender is known: never their own number in clear."""
     if sender is None:
         return ParsedSms(parsed.category, parsed.e164, None, "invalid_sender")
@@ -178,7 +169,7 @@ def _as_reported_by(parsed: ParsedSms, sender: str | None, region: str) -> Parse
     if parsed.content is None:
         return parsed
     return ParsedSms(
-        parsed.category, parsed.e164, hide_number(parsed.content, sender, region), parsed.error
+        parsed.category, parsed.e164, hide_number(parsed.content, sender), parsed.error
     )
 
 

@@ -86,6 +86,8 @@ ACCEPTED: list[tuple[str, str, str, str | None]] = [
         "gọi giả công an",
     ),
     ("LD\u0335 0912345678 lừa", "+84912345678", "scam", "lừa"),  # "Đ" typed as D + stroke
+    # Full-width colon and brackets from an East Asian keyboard.
+    ("LD\uff1a0912345678\uff08lừa đảo\uff09", "+84912345678", "scam", "lừa đảo"),
     ("LD 01662345678 lừa đảo", "+84362345678", "scam", "lừa đảo"),
     ("LD 0166 234 5678 gọi giả danh", "+84362345678", "scam", "gọi giả danh"),
     ("LD 04 3822 1234 giả danh tòa án", "+842438221234", "scam", "giả danh tòa án"),
