@@ -56,6 +56,8 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     check_auth_setting(settings)
     install_request_text_filter()
     metrics = Metrics()
+    # Alerts compare the filter's estimated false-positive rate with its design.
+    metrics.bloom_design_error_rate.set(settings.bloom_error_rate)
     guard = Guard(settings, metrics)
     app = web.Application(
         middlewares=[request_id_middleware, api.error_middleware, security_middleware(guard)],

@@ -204,6 +204,11 @@ class Metrics:
             registry=r,
         )
 
+        self.bloom_design_error_rate = Gauge(
+            "reputation_bloom_design_error_rate",
+            "False-positive rate the Bloom filter is built for (REPUTATION_BLOOM_ERROR_RATE)",
+            registry=r,
+        )
         self.auth_enabled = Gauge(
             "reputation_auth_enabled",
             "1 when API keys are checked, 0 when authentication is off",
