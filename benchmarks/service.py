@@ -1,0 +1,43 @@
+"""One worker of the service, started as ``reputation serve`` does, sharing its port.
+
+Used while ``reputation serve`` has no worker count of its own: the suite starts
+N of these on one port (``SO_REUSEPORT``). Settings come from ``REPUTATION_*``.
+
+    REPUTATION_DATABASE_URL=... python -m benchmarks.service --port 18630
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from aiohttp import web
+
+from benchmarks.runner import new_loop
+from reputation.app import create_app
+from reputation.logs import AccessLogger, setup_logging
+from reputation.settings import Settings
+
+logger = logging.getLogger("reputation")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="benchmarks.service")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    args = parser.parse_args()
+    settings = Settings.from_env(port=args.port)
+    setup_logging(settings.log_level)
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        reuse_port=True,
+        access_log_class=AccessLogger,
+        print=lambda text: logger.info("%s", text.strip()),
+        loop=new_loop(args.loop),
+    )
+
+
+if __name__ == "__main__":
+    main()
