@@ -26,7 +26,9 @@ local count = #prepared
 local index = 0
 
 function init(args)
-  -- Threads start at different places so that they do not ask the same numbers in step.
+  -- Each run and thread starts at its own place: a run does not re-ask the
+  -- numbers the previous one asked (the service memoises recent numbers).
+  math.randomseed(os.time() + tonumber(tostring({}):match("0x(%x+)") or "0", 16) % 1000003)
   index = math.random(count) - 1
 end
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -18,18 +19,23 @@ REPORTER_SPREAD = 15
 REDIS_KEY = "reported"
 
 
-def _row(i: int) -> str:
+def _row(i: int, first: str, last: str) -> str:
     reporters = 1 + i % REPORTER_SPREAD
     reports = reporters + i % 3
     return (
         f'{reported(i)}\treported\t{reports}\t{reporters}\t{{"scam": {reports}}}'
-        "\t2026-01-01 08:00:00+00\t2026-01-02 09:30:00+00\n"
+        f'\t{first}\t{last}\t{{"scam": {reporters}}}\t{last}\n'
     )
 
 
 async def _copy_source(count: int) -> AsyncIterator[bytes]:
+    # Recent reports, so that the evidence has not decayed: every verdict occurs.
+    now = datetime.now(UTC)
+    first = (now - timedelta(days=20)).isoformat()
+    last = (now - timedelta(hours=1)).isoformat()
     for start in range(0, count, CHUNK):
-        yield "".join(_row(i) for i in range(start, min(count, start + CHUNK))).encode()
+        rows = (_row(i, first, last) for i in range(start, min(count, start + CHUNK)))
+        yield "".join(rows).encode()
 
 
 async def seed_postgres(url: str, count: int) -> float:
@@ -50,6 +56,8 @@ async def seed_postgres(url: str, count: int) -> float:
                 "categories",
                 "first_reported_at",
                 "last_reported_at",
+                "weights",
+                "weights_at",
             ],
             format="text",
         )

@@ -15,7 +15,8 @@ from aiohttp import web
 
 from benchmarks.runner import new_loop
 from reputation.app import create_app
-from reputation.logs import AccessLogger, setup_logging
+from reputation.cli import access_log_options
+from reputation.logs import setup_logging
 from reputation.settings import Settings
 
 logger = logging.getLogger("reputation")
@@ -33,7 +34,7 @@ def main() -> None:
         host=settings.host,
         port=settings.port,
         reuse_port=True,
-        access_log_class=AccessLogger,
+        **access_log_options(settings),
         print=lambda text: logger.info("%s", text.strip()),
         loop=new_loop(args.loop),
     )

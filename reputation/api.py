@@ -16,8 +16,9 @@ from reputation.appkeys import FEED, GUARD, HEALTH, LOOKUPS, METRICS, SETTINGS, 
 from reputation.attestation import call_attestation
 from reputation.auth import public, requires
 from reputation.constants import CHANNELS, MAX_BATCH_NUMBERS
+from reputation.encoding import dumps, encode_answer, encode_results
 from reputation.errors import BadRequest, InvalidNumber, PayloadTooLarge, ReputationError
-from reputation.jsonio import json_response, read_json_object
+from reputation.jsonio import encoded_json_response, json_response, read_json_object
 from reputation.lookup import Answer, answer_body
 from reputation.normalize import normalize
 from reputation.reports import parse_report
@@ -98,6 +99,17 @@ def answer_json(
     return answer_body(answer, judgement, lookups.appeal_url(answer.e164, judgement))
 
 
+def answer_bytes(request: web.Request, answer: Answer, attestation: str | None = None) -> bytes:
+    """``answer_json``, encoded (prepared bytes for a number nobody reported)."""
+    lookups = request.app[LOOKUPS]
+    judgement = lookups.judge(answer, attestation)
+    metrics = request.app[METRICS]
+    metrics.lookup_by[answer.layer, judgement.verdict].inc()
+    for reason in judgement.reasons:
+        metrics.verdict_reason[reason].inc()
+    return encode_answer(answer, judgement, lookups.appeal_url(answer.e164, judgement))
+
+
 @requires("lookup", "analyst")
 async def get_number(request: web.Request) -> web.Response:
     """``GET /v1/numbers/{number}``: is this number reported, and what should be done?
@@ -115,7 +127,7 @@ async def get_number(request: web.Request) -> web.Response:
     attestation = call_attestation(request.query) if request.query_string else None
     lookups = request.app[LOOKUPS]
     answer = lookups.from_memory(e164) or await lookups.lookup(e164)
-    response = json_response(answer_json(request, answer, attestation))
+    response = encoded_json_response(answer_bytes(request, answer, attestation))
     metrics.lookup_seconds.observe(time.perf_counter() - started)
     return response
 
@@ -152,11 +164,28 @@ async def post_lookups(request: web.Request) -> web.Response:
         except InvalidNumber as exc:
             metrics.lookup_errors.labels(exc.code).inc()
             parsed.append({"input": item, "error": exc.to_dict()})
-    answers = await request.app[LOOKUPS].lookup_many([p for p in parsed if isinstance(p, str)])
-    results = [
-        answer_json(request, answers[item]) if isinstance(item, str) else item for item in parsed
-    ]
-    return json_response({"results": results})
+    lookups = request.app[LOOKUPS]
+    answers = await lookups.lookup_many([p for p in parsed if isinstance(p, str)])
+    # Counters move once per batch, not once per number.
+    by_layer: dict[tuple[str, str], int] = {}
+    by_reason: dict[str, int] = {}
+    results: list[bytes] = []
+    for item in parsed:
+        if not isinstance(item, str):
+            results.append(dumps(item))
+            continue
+        answer = answers[item]
+        judgement = lookups.judge(answer)
+        key = (answer.layer, judgement.verdict)
+        by_layer[key] = by_layer.get(key, 0) + 1
+        for reason in judgement.reasons:
+            by_reason[reason] = by_reason.get(reason, 0) + 1
+        results.append(encode_answer(answer, judgement, lookups.appeal_url(answer.e164, judgement)))
+    for key, count in by_layer.items():
+        metrics.lookup_by[key].inc(count)
+    for reason, count in by_reason.items():
+        metrics.verdict_reason[reason].inc(count)
+    return encoded_json_response(encode_results(results))
 
 
 @requires("report", "analyst")

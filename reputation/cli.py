@@ -26,7 +26,7 @@ from reputation.app import check_auth_setting, create_app, utc_now
 from reputation.constants import CATEGORIES, CHANNELS, DEFAULT_CATEGORY, ROLES
 from reputation.errors import ReputationError
 from reputation.limits import parse_rate
-from reputation.logs import AccessLogger, setup_logging
+from reputation.logs import ACCESS_LOGGERS, setup_logging
 from reputation.lookup import Answer, answer_body
 from reputation.migrate import migrate
 from reputation.normalize import normalize
@@ -154,9 +154,17 @@ def serve(settings: Settings) -> None:
             app,
             host=settings.host,
             port=settings.port,
-            access_log_class=AccessLogger,
+            **access_log_options(settings),
             print=lambda text: logger.info("%s", text.strip()),
         )
+
+
+def access_log_options(settings: Settings) -> dict[str, Any]:
+    """``run_app`` arguments for the access log the settings ask for."""
+    access_logger = ACCESS_LOGGERS[settings.access_log]
+    if access_logger is None:
+        return {"access_log": None}
+    return {"access_log_class": access_logger}
 
 
 @asynccontextmanager

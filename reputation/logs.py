@@ -9,9 +9,11 @@ like a phone number replaced by ``<number>`` before it is written.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import re
-import uuid
+import secrets
 from typing import Any
 
 from aiohttp import web
@@ -29,6 +31,8 @@ _NUMBER_LIKE = re.compile(
     r"(?:\+|%2[Bb])[0-9]{7,15}(?![0-9])|(?<![A-Za-z0-9])[0-9]{9,15}(?![A-Za-z0-9])"
 )
 ACCESS_LOGGER = "aiohttp.access"
+# A request slower than this is written to the access log even when only errors are.
+SLOW_REQUEST_SECONDS = 0.1
 
 
 def redact_numbers(text: str) -> str:
@@ -79,11 +83,41 @@ def install_request_text_filter() -> None:
         server_logger.addFilter(WithoutRequestText())
 
 
+class _RequestIds:
+    """Request ids unique across processes: a random per-process prefix and a counter.
+
+    As unique as a random UUID for our purposes and ten times cheaper; a forked
+    worker draws a prefix of its own.
+    """
+
+    def __init__(self) -> None:
+        self.reset()
+        os.register_at_fork(after_in_child=self.reset)
+
+    def reset(self) -> None:
+        self.prefix = secrets.token_hex(8)
+        self.counter = itertools.count()
+
+    def next(self) -> str:
+        return f"{self.prefix}{next(self.counter):016x}"
+
+
+_request_ids = _RequestIds()
+
+
+def new_request_id() -> str:
+    """32 hex digits, never the same twice in any process of this node."""
+    return _request_ids.next()
+
+
 @web.middleware
 async def request_id_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     """Give each request an id, echoed in the response and written in the access log."""
-    given = request.headers.get(REQUEST_ID_HEADER, "")
-    request_id = given if _CLIENT_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+    given = request.headers.get(REQUEST_ID_HEADER)
+    if given is not None and _CLIENT_REQUEST_ID.fullmatch(given):
+        request_id = given
+    else:
+        request_id = new_request_id()
     request[REQUEST_ID] = request_id
     response: web.StreamResponse = await handler(request)
     response.headers[REQUEST_ID_HEADER] = request_id
@@ -92,6 +126,11 @@ async def request_id_middleware(request: web.Request, handler: Any) -> web.Strea
 
 class AccessLogger(AbstractAccessLogger):
     """One line per request: id, method, route pattern, status, time."""
+
+    @property
+    def enabled(self) -> bool:
+        # Checked by aiohttp once per connection: no work at all below INFO.
+        return self.logger.isEnabledFor(logging.INFO)
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         route = "unmatched"
@@ -102,3 +141,23 @@ class AccessLogger(AbstractAccessLogger):
         self.logger.info(
             "%s %s %s %d %.3fms", request_id, request.method, route, response.status, time * 1000
         )
+
+
+class ErrorAccessLogger(AccessLogger):
+    """The access log of a busy node: refused or failed requests, and slow ones.
+
+    A line per lookup costs more than the lookup itself (formatting and a write
+    for each), and a switch asks thousands of times a second.
+    """
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        if response.status >= 400 or time >= SLOW_REQUEST_SECONDS:
+            super().log(request, response, time)
+
+
+# Values of the ``access_log`` setting.
+ACCESS_LOGGERS: dict[str, type[AccessLogger] | None] = {
+    "all": AccessLogger,
+    "errors": ErrorAccessLogger,
+    "off": None,
+}

@@ -19,6 +19,8 @@ from reputation.constants import CATEGORIES, ROLES
 from reputation.limits import parse_rate, parse_role_rates
 
 ENV_PREFIX = "REPUTATION_"
+# Values of ``access_log`` (see ``logs.ACCESS_LOGGERS``).
+ACCESS_LOG_CHOICES = ("all", "errors", "off")
 
 # How much one reporter weighs in each category: a scam or an impersonation
 # report weighs more than a spam or telemarketing complaint. One reporter alone
@@ -75,6 +77,11 @@ class Settings:
         secret=True,
     )
     log_level: str = setting("INFO", "logging level")
+    access_log: str = setting(
+        "errors",
+        "requests written to the access log: all, errors (answers 4xx/5xx and requests slower "
+        "than 0.1 s) or off",
+    )
     auth: bool = setting(
         True,
         "check API keys (Authorization: Bearer); off (REPUTATION_AUTH=off, --no-auth) is "
@@ -164,6 +171,10 @@ class Settings:
                 parse(getattr(self, name))
             except ValueError as exc:
                 raise ValueError(f"{env_name(name)}: {exc}") from None
+        if self.access_log not in ACCESS_LOG_CHOICES:
+            raise ValueError(
+                f"{env_name('access_log')}: must be one of {', '.join(ACCESS_LOG_CHOICES)}"
+            )
         self._check_verdict_settings()
 
     def _check_verdict_settings(self) -> None:

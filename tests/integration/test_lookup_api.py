@@ -107,3 +107,30 @@ async def test_batch_over_the_limit_is_refused(client: TestClient) -> None:
     response = await client.post("/v1/lookups", json={"numbers": ["0912345678"] * 1001})
     assert response.status == 413
     assert (await response.json())["error"]["code"] == "batch_too_large"
+
+
+async def test_lookup_answers_are_utf8_json_with_a_request_id(client: TestClient) -> None:
+    for path in ("/v1/numbers/0987654321", "/v1/numbers/%2B84987654321"):
+        response = await client.get(path)
+        assert response.status == 200
+        assert response.headers["Content-Type"] == "application/json; charset=utf-8"
+        assert len(response.headers["X-Request-Id"]) == 32
+    response = await client.post("/v1/lookups", json={"numbers": ["0987654321"]})
+    assert response.headers["Content-Type"] == "application/json; charset=utf-8"
+
+
+async def test_batch_answers_equal_single_lookups(client: TestClient) -> None:
+    await report(client, "0912345678", reporter="0987000001", category="scam", channel="app")
+    numbers = ["0912345678", "+84987654321", "0912 345 678", "", 12]
+    response = await client.post("/v1/lookups", json={"numbers": numbers})
+    assert response.status == 200
+    results = (await response.json())["results"]
+    assert results[0] == await lookup(client, "0912345678")
+    assert results[1] == await lookup(client, "+84987654321")
+    assert results[2] == results[0]
+    assert results[3]["input"] == ""
+    assert results[3]["error"]["code"] == "empty"
+    assert results[4] == {
+        "input": 12,
+        "error": {"code": "invalid_field", "message": "Each number must be a string."},
+    }
