@@ -2,9 +2,10 @@
 
 Pure code, no I/O: ``parse_sms`` reads one message into a keyword's
 category, a number and the content, or the code of what is wrong with it;
-``reply`` is the text sent back to the citizen. The syntax is the Ministry of
-Information and Communications' (``LD`` a scam call, ``V`` a spam call, ``S``
-a spam SMS), with the official bracket template ``LD (0912345678)(nội dung)``.
+``accepted_reply`` and ``refusal_reply`` are the texts sent back to the
+citizen. The syntax is the Ministry of Information and Communications' (``LD``
+a scam call, ``V`` a spam call, ``S`` a spam SMS), with the official bracket
+template ``LD (0912345678)(nội dung)``.
 """
 
 from __future__ import annotations
@@ -60,6 +61,9 @@ _CONNECTOR: Final = re.compile(r"(?:và|va|hoặc|hoac|hay|or|and)\s+", re.IGNOR
 _WHITESPACE: Final = re.compile(r"\s+")
 # Full-width forms of ASCII (U+FF01..U+FF5E) and the ideographic space, one to one.
 _FULL_WIDTH: Final = {0xFF01 + i: 0x21 + i for i in range(94)} | {0x3000: 0x20}
+# What may stand between the digits of one written number, besides spaces
+# (hyphens and dashes, minus sign, dots, brackets).
+_GAP_CHARS: Final = ".-()[]\u2010\u2011\u2012\u2013\u2014\u2015\u2212"
 _TEMPLATE_BRACKETS: Final = {"(": ")", "[": "]", "{": "}", "<": ">"}
 # A brand-name sender id where a number should be: capitals (and digits), up to
 # the 11 characters an alphanumeric sender id may have.
@@ -85,7 +89,7 @@ def parse_sms(text: str, region: str) -> ParsedSms:
     text = unicodedata.normalize("NFC", text).strip(" \t\r\n" + INVISIBLE)
     if not text:
         return ParsedSms(None, None, None, "empty_message")
-    word_end = _word_end(text, 0)
+    word_end = _word_end(text)
     category = KEYWORDS.get(_keyword(text[:word_end]))
     if category is None:
         return ParsedSms(None, None, None, "missing_keyword")
@@ -97,7 +101,7 @@ def parse_sms(text: str, region: str) -> ParsedSms:
     label = LABEL.match(folded, start)
     if label is not None:
         start = _LEAD_IN.match(folded, label.end()).end()  # type: ignore[union-attr]
-    found = read_number(folded, start, region)
+    found = _read_number(folded, start, region)
     if isinstance(found, str):
         return ParsedSms(category, None, None, found)
     e164, end = found
@@ -106,9 +110,9 @@ def parse_sms(text: str, region: str) -> ParsedSms:
     return ParsedSms(category, e164, _content(rest[end:], folded[end:]), None)
 
 
-def _word_end(text: str, start: int) -> int:
-    """End of the run of letters (and their combining marks) that starts at ``start``."""
-    end = start
+def _word_end(text: str) -> int:
+    """End of the run of letters (and their combining marks) that starts the text."""
+    end = 0
     while end < len(text) and (text[end].isalpha() or unicodedata.combining(text[end])):
         end += 1
     return end
@@ -127,12 +131,12 @@ def _kind(char: str) -> str:
         return "digit"
     if folded == "+":
         return "plus"
-    if folded.isspace() or folded in ".-()[]\u2010\u2011\u2012\u2013\u2014\u2015\u2212" + INVISIBLE:
+    if folded.isspace() or folded in _GAP_CHARS + INVISIBLE:
         return "separator"
     return "other"
 
 
-def read_number(text: str, start: int, region: str) -> tuple[str, int] | str:
+def _read_number(text: str, start: int, region: str) -> tuple[str, int] | str:
     """The number written at ``start`` and where it ends, or the error code.
 
     A written number may hold spaces, dots and dashes, and digits may follow
@@ -196,7 +200,7 @@ def _starts_with_number(tail: str, region: str) -> bool:
         start = connector.end()
     if unicodedata.normalize("NFKC", tail[start : start + 1]) not in ("0", "+"):
         return False
-    return not isinstance(read_number(tail, start, region), str)
+    return not isinstance(_read_number(tail, start, region), str)
 
 
 def _content(tail: str, folded: str) -> str | None:
@@ -230,8 +234,7 @@ def hide_number(text: str, e164: str) -> str:
     return _writings(e164).sub(SENDER_PLACEHOLDER, text)
 
 
-# What may stand between the digits of one written number.
-_GAP: Final = r"[\s.\-()\u2010-\u2015\u2212]*"
+_GAP: Final = rf"[\s{re.escape(_GAP_CHARS)}]*"
 # Old 11-digit national prefix of each converted mobile block (Decision 798/QĐ-BTTTT).
 _OLD_PREFIX_OF: Final = {new: old for old, new in OLD_MOBILE_PREFIXES.items()}
 
