@@ -34,7 +34,7 @@ from reputation.constants import (
 from reputation.feed import ChangeFeed
 from reputation.filters import FilterKeeper
 from reputation.health import DatabaseHealth
-from reputation.logs import install_request_text_filter, request_id_middleware
+from reputation.logs import AccessLogger, install_request_text_filter, request_id_middleware
 from reputation.lookup import Lookups
 from reputation.metrics import Metrics
 from reputation.migrate import migrate
@@ -70,6 +70,8 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
             "max_field_size": MAX_HEADER_BYTES,
             "max_headers": MAX_HEADERS,
             "lingering_time": LINGER_SECONDS,
+            # However the app is served: access lines name the route, never the path.
+            "access_log_class": AccessLogger,
             # Compressed request bodies are not unpacked: JSON this small gains
             # nothing from it, and a small zip bomb would cost us the inflating.
             "auto_decompress": False,

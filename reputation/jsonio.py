@@ -16,7 +16,10 @@ def _dumps(value: Any) -> str:
 
 def json_response(body: Any, status: int = 200) -> web.Response:
     """A JSON answer in plain UTF-8 (Vietnamese text stays readable)."""
-    return web.json_response(body, status=status, dumps=_dumps)
+    try:
+        return web.json_response(body, status=status, dumps=_dumps)
+    except UnicodeEncodeError:  # a lone surrogate echoed from the input: escape it
+        return web.json_response(body, status=status)
 
 
 def encoded_json_response(body: bytes, status: int = 200) -> web.Response:
@@ -28,8 +31,9 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
     """The request body as a JSON object, or a coded 400."""
     raw = await request.read()
     try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        # Strict UTF-8 first: json.loads would let encoded surrogates through.
+        body = json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError):  # bad UTF-8 or JSON, an integer of 5000 digits
         raise BadRequest("The body is not valid JSON.", code="invalid_json") from None
     if not isinstance(body, dict):
         raise BadRequest("The body must be a JSON object.", code="invalid_json")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,6 +17,9 @@ from reputation.constants import (
 from reputation.errors import BadRequest, InvalidNumber
 from reputation.normalize import normalize
 from reputation.records import NewReport
+
+# Printable ASCII, as HTTP header values are meant to be (UUIDs, ULIDs, ...).
+_IDEMPOTENCY_KEY = re.compile(rf"[\x20-\x7e]{{1,{MAX_IDEMPOTENCY_KEY_CHARS}}}")
 
 
 def optional_string(body: Mapping[str, Any], field: str) -> str | None:
@@ -76,9 +80,9 @@ def parse_report(
         raise BadRequest(
             f"'content' is limited to {MAX_CONTENT_CHARS} characters.", code="content_too_long"
         )
-    if idempotency_key is not None and not 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY_CHARS:
+    if idempotency_key is not None and not _IDEMPOTENCY_KEY.fullmatch(idempotency_key):
         raise BadRequest(
-            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} characters.",
+            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} printable ASCII characters.",
             code="invalid_idempotency_key",
         )
     if idempotency_key is not None and idempotency_key.startswith(SMS_IDEMPOTENCY_PREFIX):
