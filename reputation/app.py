@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 from aiohttp import web
@@ -34,7 +35,7 @@ from reputation.constants import (
 from reputation.feed import ChangeFeed
 from reputation.filters import FilterKeeper
 from reputation.health import DatabaseHealth
-from reputation.logs import AccessLogger, install_request_text_filter, request_id_middleware
+from reputation.logs import ACCESS_LOGGERS, install_request_text_filter, request_id_middleware
 from reputation.lookup import Lookups
 from reputation.metrics import Metrics
 from reputation.migrate import migrate
@@ -70,11 +71,12 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
             "max_field_size": MAX_HEADER_BYTES,
             "max_headers": MAX_HEADERS,
             "lingering_time": LINGER_SECONDS,
-            # However the app is served: access lines name the route, never the path.
-            "access_log_class": AccessLogger,
             # Compressed request bodies are not unpacked: JSON this small gains
             # nothing from it, and a small zip bomb would cost us the inflating.
             "auto_decompress": False,
+            # However the app is served (tests too): access lines name the route,
+            # never the path, which may hold a phone number.
+            **access_log_class(settings),
         },
     )
     app[SETTINGS] = settings
@@ -89,6 +91,11 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     app.cleanup_ctx.append(verdict_sweep)
     app.cleanup_ctx.append(statuspage.activity_sampler)
     return app
+
+
+def access_log_class(settings: Settings) -> dict[str, Any]:
+    chosen = ACCESS_LOGGERS[settings.access_log]
+    return {"access_log_class": chosen} if chosen is not None else {}
 
 
 def check_auth_setting(settings: Settings) -> None:

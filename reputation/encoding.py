@@ -9,6 +9,7 @@ faster than ``json.dumps`` for these small objects).
 
 from __future__ import annotations
 
+import json
 from typing import Any, Final
 
 import orjson
@@ -35,7 +36,12 @@ _UNREPORTED_HEAD, _UNREPORTED_TAIL = _unreported_template()
 
 def dumps(value: Any) -> bytes:
     """Any JSON value as compact UTF-8 bytes."""
-    return orjson.dumps(value)
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        # Input echoed back that orjson refuses (a lone surrogate, an integer
+        # beyond 64 bits): the standard encoder writes it with escapes.
+        return json.dumps(value).encode()
 
 
 def encode_answer(answer: Answer, judgement: Judgement, appeal_url: str | None = None) -> bytes:
