@@ -46,6 +46,8 @@ SMS_ERRORS: Final = MESSAGE_ERRORS + tuple(
     code for code in NUMBER_ERROR_MESSAGES if code not in MESSAGE_ERRORS and code != "empty"
 )
 
+# Longest first word that can still be a keyword: "LĐ" decomposed with a mark or two.
+MAX_KEYWORD_CHARS: Final = 8
 # How the sender's own number is shown when the message mentions it.
 SENDER_PLACEHOLDER: Final = "[số người gửi]"
 
@@ -120,6 +122,8 @@ def _word_end(text: str) -> int:
 
 def _keyword(word: str) -> str:
     """A keyword in one spelling: ``Lđ``, ``LĐ``, full-width letters, ``D`` + stroke: ``LD``."""
+    if len(word) > MAX_KEYWORD_CHARS:  # not a keyword; and NFKD could make it 18 times longer
+        return ""
     folded = unicodedata.normalize("NFKD", word).casefold().translate(_D_LOOKALIKES)
     return "".join(c for c in folded if not unicodedata.combining(c)).upper()
 
