@@ -1,4 +1,4 @@
-"""The ``reputation`` command: serve, migrate, lookup, report, keys.
+"""The ``reputation`` command: serve, migrate, lookup, report, import, export, keys.
 
 Every setting is a flag here and a ``REPUTATION_*`` environment variable; the
 flag wins. ``--help`` shows the variable of each flag.
@@ -9,18 +9,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import gzip
 import json
 import logging
 import sys
 import typing
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
-from typing import Any
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Any, TextIO
 
 import asyncpg
 from aiohttp import web
 
-from reputation import embedded
+from reputation import bulk, embedded
 from reputation.apikeys import SHOWN_KEY_CHARS, ApiKeyRecord, key_hash, new_key
 from reputation.app import check_auth_setting, create_app, utc_now
 from reputation.constants import CATEGORIES, CHANNELS, DEFAULT_CATEGORY, ROLES
@@ -74,6 +76,13 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return Settings.from_env(**overrides)
 
 
+def existing_file(text: str) -> Path:
+    path = Path(text)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"no such file: {text}")
+    return path
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="reputation", description="Scam phone number reputation service."
@@ -97,6 +106,37 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--reporter", help="number of the person reporting (kept hashed)")
     report.add_argument("--content", help="what happened, in the reporter's words")
     add_settings_flags(report)
+
+    bulk_import = commands.add_parser(
+        "import",
+        help="import a list of reported numbers (CSV or JSON lines, gzipped or not)",
+        description="Import a bulk list: each line is number, category, count (people behind "
+        "it, default 1), source. Streaming, with a progress line on stderr; refused lines go "
+        "to a side file with their error codes. Running it again counts nothing twice.",
+    )
+    bulk_import.add_argument(
+        "file", type=existing_file, help="the list (.csv, .jsonl, optionally .gz)"
+    )
+    bulk_import.add_argument("--format", choices=bulk.FORMATS, help="default: from the name")
+    bulk_import.add_argument("--source", help="source of lines that name none (e.g. police-hcmc)")
+    bulk_import.add_argument("--category", choices=CATEGORIES, help="category of lines without")
+    bulk_import.add_argument(
+        "--rejected", type=Path, help="where refused lines go (default: FILE.rejected.csv)"
+    )
+    add_settings_flags(bulk_import)
+
+    export = commands.add_parser(
+        "export", help="write every listed number with its verdict (CSV or JSON lines)"
+    )
+    export.add_argument("--output", "-o", default="-", help="file to write (default: stdout)")
+    export.add_argument("--format", choices=bulk.FORMATS, help="default: from --output, or jsonl")
+    export.add_argument(
+        "--verdict",
+        action="append",
+        choices=("allow", "warn", "block"),
+        help="only numbers with this verdict (repeatable)",
+    )
+    add_settings_flags(export)
 
     keys = commands.add_parser("keys", help="create, list and revoke API keys")
     key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
@@ -279,10 +319,62 @@ async def run_keys_revoke(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+async def run_import(settings: Settings, args: argparse.Namespace) -> int:
+    path: Path = args.file
+    rejected = args.rejected or path.with_name(path.name + ".rejected.csv")
+    async with open_store(settings) as store:
+        try:
+            summary = await bulk.import_file(
+                store,
+                path,
+                region=settings.region,
+                rejected_path=rejected,
+                fmt=args.format,
+                default_source=args.source,
+                default_category=args.category,
+                stream=sys.stderr,
+            )
+        except ValueError as exc:  # a file that is not a list at all (no header, ...)
+            print(f"reputation: {path}: {exc}", file=sys.stderr)
+            return 2
+    print(json.dumps({**summary.to_json(), "rejected_file": str(rejected)}, ensure_ascii=False))
+    return 0
+
+
+async def run_export(settings: Settings, args: argparse.Namespace) -> int:
+    fmt = args.format or ("csv" if args.output.endswith((".csv", ".csv.gz")) else "jsonl")
+    verdicts = frozenset(args.verdict) if args.verdict else None
+    async with open_store(settings) as store:
+        if args.output == "-":
+            written = await bulk.export_numbers(
+                store, sys.stdout, fmt=fmt, now=utc_now(), verdicts=verdicts
+            )
+        else:
+            with open_output(Path(args.output)) as out:
+                written = await bulk.export_numbers(
+                    store, out, fmt=fmt, now=utc_now(), verdicts=verdicts
+                )
+    print(f"exported {written} numbers", file=sys.stderr)
+    return 0
+
+
+@contextmanager
+def open_output(path: Path) -> Iterator[TextIO]:
+    """A text file to write, gzipped when its name ends in .gz."""
+    if path.name.endswith(".gz"):
+        with gzip.open(path, "wt", encoding="utf-8", newline="") as zipped:
+            yield zipped
+    else:
+        with path.open("w", encoding="utf-8", newline="") as plain:
+            yield plain
+
+
 COMMANDS = {
     "migrate": run_migrate,
     "lookup": run_lookup,
     "report": run_report,
+    "import": run_import,
+    "export": run_export,
     "keys create": run_keys_create,
     "keys list": run_keys_list,
     "keys revoke": run_keys_revoke,

@@ -6,7 +6,9 @@ from __future__ import annotations
 ROLES = ("lookup", "report", "sms_gateway", "analyst", "admin")
 
 # Where a report came from. Metrics are labelled by these, so the set is closed.
-CHANNELS = ("sms", "call_center", "app", "carrier", "api")
+# "import": lists loaded in bulk by an operator (`reputation import`).
+IMPORT_CHANNEL = "import"
+CHANNELS = ("sms", "call_center", "app", "carrier", "api", IMPORT_CHANNEL)
 
 # What a report says about the number. Closed for the same reason.
 CATEGORIES = ("scam", "impersonation", "spam_call", "spam_sms", "telemarketing", "other")

@@ -43,6 +43,9 @@ class NewReport:
     category: str
     content: str | None
     idempotency_key: str | None = None
+    # Who reported, when there is no reporter number: an opaque identity
+    # (bulk imports: one per person a source counted), hashed like a number.
+    reporter_id: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

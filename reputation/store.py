@@ -91,9 +91,10 @@ def request_fingerprint(key: bytes, report: NewReport) -> bytes:
     Keyed like the reporter hash: a plain digest of a body that holds the
     reporter's number could be reversed by trying every number.
     """
-    canonical = json.dumps(
-        [report.e164, report.reporter, report.channel, report.category, report.content]
-    )
+    fields = [report.e164, report.reporter, report.channel, report.category, report.content]
+    if report.reporter_id is not None:  # only then: earlier fingerprints stay valid
+        fields.append(report.reporter_id)
+    canonical = json.dumps(fields)
     return hmac.new(key, canonical.encode(), hashlib.sha256).digest()
 
 
@@ -257,65 +258,92 @@ class Store:
         return RecordedReport(StoredReport.from_row(row), number, replayed=True)
 
     async def _insert_report(self, report: NewReport, fingerprint: bytes) -> RecordedReport:
+        async with self.pool.acquire() as conn, conn.transaction():
+            return await self._insert_in(conn, report, fingerprint)
+
+    async def record_reports(self, reports: list[NewReport]) -> tuple[int, int]:
+        """Keep many new reports in one transaction (bulk import): ``(added, already kept)``.
+
+        Each report is folded exactly as ``record_report`` folds one; one whose
+        Idempotency-Key is taken is skipped. Reports are written in number
+        order, so that batches written at the same time lock numbers in the
+        same order and cannot deadlock.
+        """
+        added = present = 0
+        async with self.pool.acquire() as conn, conn.transaction():
+            for report in sorted(reports, key=lambda r: (r.e164, r.idempotency_key or "")):
+                fingerprint = request_fingerprint(self.reporter_key, report)
+                try:
+                    async with conn.transaction():  # a savepoint: a taken key undoes this one only
+                        await self._insert_in(conn, report, fingerprint)
+                except _KeyTaken:
+                    present += 1
+                else:
+                    added += 1
+        return added, present
+
+    async def _insert_in(
+        self, conn: asyncpg.Connection, report: NewReport, fingerprint: bytes
+    ) -> RecordedReport:
         """Keep the report and fold it into its number's evidence, under the number's row lock.
 
         The reporter counts (as new, or renewed on a later day) only within the
         daily cap; otherwise the report is kept with ``counted`` false.
         """
-        reporter = privacy.reporter_hash(self.reporter_key, report.reporter, report.channel)
+        identity = report.reporter if report.reporter is not None else report.reporter_id
+        reporter = privacy.reporter_hash(self.reporter_key, identity, report.channel)
         now = self.clock()
         sql = self.sql
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(sql["ensure_number"], report.e164)
-            locked = await conn.fetchrow(sql["lock_number"], report.e164, reporter)
-            state = _reporter_state(locked)
-            cleared_at = locked["cleared_at"] if locked["status"] == "cleared" else None
-            how = evidence.counting(state, cleared_at, now, self.day_offset)
-            counted = how in (Counting.NEW, Counting.RENEWED) and await self._claim_day(
-                conn, reporter, now
-            )
-            row = await conn.fetchrow(
-                sql["insert_report"],
+        await conn.execute(sql["ensure_number"], report.e164)
+        locked = await conn.fetchrow(sql["lock_number"], report.e164, reporter)
+        state = _reporter_state(locked)
+        cleared_at = locked["cleared_at"] if locked["status"] == "cleared" else None
+        how = evidence.counting(state, cleared_at, now, self.day_offset)
+        counted = how in (Counting.NEW, Counting.RENEWED) and await self._claim_day(
+            conn, reporter, now
+        )
+        row = await conn.fetchrow(
+            sql["insert_report"],
+            report.e164,
+            reporter,
+            report.channel,
+            report.category,
+            report.content,
+            now,
+            report.idempotency_key,
+            fingerprint,
+            counted,
+            privacy.mask(report.reporter) if report.reporter is not None else None,
+        )
+        if row is None:
+            raise _KeyTaken()
+        if state is None or counted:
+            await conn.execute(
+                sql["save_number_reporter"],
                 report.e164,
                 reporter,
-                report.channel,
-                report.category,
-                report.content,
                 now,
-                report.idempotency_key,
-                fingerprint,
-                counted,
-                privacy.mask(report.reporter) if report.reporter is not None else None,
+                report.category if counted else None,
+                now if counted else None,
             )
-            if row is None:
-                raise _KeyTaken()
-            if state is None or counted:
-                await conn.execute(
-                    sql["save_number_reporter"],
-                    report.e164,
-                    reporter,
-                    now,
-                    report.category if counted else None,
-                    now if counted else None,
-                )
-            previous = state.contribution if state is not None else None
-            record = self._fold(locked, report.category, now, counted, previous)
-            verdict, changes_at = self._stored_verdict(record, now, locked["protected"])
-            await conn.execute(
-                sql["save_number_after_report"],
-                record.e164,
-                record.reports,
-                record.reporters,
-                record.categories,
-                record.first_reported_at,
-                record.last_reported_at,
-                record.weights,
-                record.weights_at,
-                record.heat_key,
-                verdict,
-                changes_at,
-            )
-            change_seq = await self.append_change(conn, report.e164, CHANGE_REPORT)
+        previous = state.contribution if state is not None else None
+        record = self._fold(locked, report.category, now, counted, previous)
+        verdict, changes_at = self._stored_verdict(record, now, locked["protected"])
+        await conn.execute(
+            sql["save_number_after_report"],
+            record.e164,
+            record.reports,
+            record.reporters,
+            record.categories,
+            record.first_reported_at,
+            record.last_reported_at,
+            record.weights,
+            record.weights_at,
+            record.heat_key,
+            verdict,
+            changes_at,
+        )
+        change_seq = await self.append_change(conn, report.e164, CHANGE_REPORT)
         return RecordedReport(
             StoredReport.from_row(row), record, replayed=False, change_seq=change_seq
         )
@@ -497,6 +525,18 @@ class Store:
             stored.items,
             bits,
         )
+
+    async def existing_idempotency_keys(self, keys: list[str]) -> set[str]:
+        """Which of these Idempotency-Keys are taken (a re-run import skips them)."""
+        rows = await self.pool.fetch(self.sql["existing_idempotency_keys"], keys)
+        return {row[0] for row in rows}
+
+    async def all_numbers(self, batch_size: int) -> AsyncIterator[list[NumberRecord]]:
+        """Every known number's aggregate, in batches, through a server-side cursor."""
+        async with self.pool.acquire() as conn, conn.transaction(readonly=True):
+            cursor = await conn.cursor(self.sql["export_numbers"])
+            while rows := await cursor.fetch(batch_size):
+                yield [NumberRecord.from_row(row) for row in rows]
 
     async def reports_per_minute(self, since: datetime) -> dict[datetime, int]:
         """Reports received by every node in each minute since ``since`` (status page)."""

@@ -504,3 +504,16 @@ WHERE received_at >= $1
 GROUP BY e164
 ORDER BY count(*) DESC, e164
 LIMIT $2;
+
+-- Bulk import and export -----------------------------------------------------
+
+-- existing_idempotency_keys --
+-- Which of these Idempotency-Keys were used already (an import run again skips them)
+SELECT idempotency_key FROM reports WHERE idempotency_key = ANY($1::text[]);
+
+-- export_numbers --
+-- Every known number's aggregate, in number order, for `reputation export`
+SELECT e164, status, reports, reporters, categories, first_reported_at, last_reported_at,
+       weights, weights_at, heat_key
+FROM numbers
+ORDER BY e164;
