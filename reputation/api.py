@@ -11,7 +11,7 @@ import asyncpg
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from reputation import apipage, openapi, sms_intake, statuspage
+from reputation import apipage, lists_api, openapi, sms_intake, statuspage
 from reputation.appkeys import FEED, GUARD, HEALTH, LOOKUPS, METRICS, SETTINGS, STORE
 from reputation.attestation import call_attestation
 from reputation.auth import public, requires
@@ -227,14 +227,15 @@ async def get_healthz(request: web.Request) -> web.Response:
 
 @public
 async def get_readyz(request: web.Request) -> web.Response:
-    """``GET /readyz``: 200 while the node can answer lookups, even with Postgres down.
+    """``GET /readyz``: 200 while the node can answer lookups (and ranges), even with Postgres down.
 
     A load balancer must not pull every node because the database is away:
     lookups are then answered from memory, and the body says ``degraded``.
     """
     app = request.app
     feed = app[FEED]
-    loaded = app[LOOKUPS].loaded and feed.started
+    ranges = lists_api.range_index_state(app)
+    loaded = app[LOOKUPS].loaded and feed.started and ranges != "loading"
     health = app[HEALTH]
     database = False
     if health.worth_trying():
@@ -246,6 +247,7 @@ async def get_readyz(request: web.Request) -> web.Response:
     body = {
         "status": ("ready" if database else "degraded") if loaded else "not_ready",
         "bloom_filter": "loaded" if loaded else "loading",
+        "range_index": ranges,
         "database": "up" if database else "down",
         "change_feed": "listening" if feed.listening else "polling",
         "auth": "on" if request.app[SETTINGS].auth else "off",
@@ -259,6 +261,10 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/v1/numbers/{number}", get_number)
     app.router.add_post("/v1/lookups", post_lookups)
     app.router.add_post("/v1/reports", post_report)
+    app.router.add_get("/v1/ranges", lists_api.get_ranges)
+    app.router.add_get("/v1/ranges/{prefix}", lists_api.get_range)
+    app.router.add_get("/v1/export", lists_api.get_export)
+    app.router.add_get("/v1/bloom", lists_api.get_bloom)
     app.router.add_get("/metrics", get_metrics)
     app.router.add_get("/healthz", get_healthz)
     app.router.add_get("/readyz", get_readyz)

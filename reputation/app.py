@@ -14,12 +14,14 @@ from aiohttp import web
 from reputation import api, statuspage
 from reputation.appkeys import (
     CLOCK,
+    EXPORT_SLOTS,
     FEED,
     FILTERS,
     GUARD,
     HEALTH,
     LOOKUPS,
     METRICS,
+    RANGES,
     SETTINGS,
     STORE,
     SWEEPER,
@@ -36,9 +38,11 @@ from reputation.feed import ChangeFeed
 from reputation.filters import FilterKeeper
 from reputation.health import DatabaseHealth
 from reputation.logs import ACCESS_LOGGERS, install_request_text_filter, request_id_middleware
-from reputation.lookup import Lookups
+from reputation.lookup import Answer, Lookups
 from reputation.metrics import Metrics
 from reputation.migrate import migrate
+from reputation.ranges import RangeKeeper
+from reputation.records import NumberRecord
 from reputation.settings import Settings
 from reputation.store import Store, create_pool
 from reputation.sweeper import Sweeper
@@ -84,12 +88,14 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     app[METRICS] = metrics
     app[GUARD] = guard
     app[HEALTH] = DatabaseHealth()
+    app[EXPORT_SLOTS] = asyncio.Semaphore(max(1, settings.export_concurrency))
     api.setup_routes(app)
     app.cleanup_ctx.append(database)
     app.cleanup_ctx.append(api_keys)
     app.cleanup_ctx.append(lookup_state)
     app.cleanup_ctx.append(verdict_sweep)
     app.cleanup_ctx.append(statuspage.activity_sampler)
+    app.cleanup_ctx.append(range_state)
     return app
 
 
@@ -191,3 +197,25 @@ async def verdict_sweep(app: web.Application) -> AsyncIterator[None]:
     yield
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
+
+
+async def range_state(app: web.Application) -> AsyncIterator[None]:
+    """The hash-prefix index behind /v1/ranges, loaded in the background (lookups don't wait)."""
+    lookups, settings = app[LOOKUPS], app[SETTINGS]
+
+    def verdict_of(record: NumberRecord) -> str:
+        return lookups.judge(Answer(record.e164, record, "database")).verdict
+
+    keeper = RangeKeeper(app[STORE], verdict_of, settings.ranges_refresh_interval)
+    app[RANGES] = keeper
+    if not settings.ranges_index:
+        yield
+        return
+    lookups.listeners.append(keeper.remember)
+    # Any change in the log may have moved a published entry: read them soon.
+    app[FEED].subscribe(lambda changes: keeper.wake())
+    app[METRICS].range_index_entries.set_function(lambda: len(keeper.index) if keeper.index else 0)
+    following = asyncio.get_running_loop().create_task(keeper.run())
+    yield
+    following.cancel()
+    await asyncio.gather(following, return_exceptions=True)

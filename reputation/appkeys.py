@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import datetime
 
@@ -14,6 +15,7 @@ from reputation.filters import FilterKeeper
 from reputation.health import DatabaseHealth
 from reputation.lookup import Lookups
 from reputation.metrics import Metrics
+from reputation.ranges import RangeKeeper
 from reputation.settings import Settings
 from reputation.store import Store
 from reputation.sweeper import Sweeper
@@ -29,3 +31,6 @@ FEED = web.AppKey("feed", ChangeFeed)
 FILTERS = web.AppKey("filters", FilterKeeper)
 HEALTH = web.AppKey("health", DatabaseHealth)
 STATUS_PAGE = web.AppKey("status_page", StatusState)
+RANGES = web.AppKey("ranges", RangeKeeper)
+# Exports streamed at once (each holds a database connection).
+EXPORT_SLOTS = web.AppKey("export_slots", asyncio.Semaphore)

@@ -8,11 +8,25 @@ Hashing scheme (stable, documented so that other programs can rebuild it):
 the key is the E.164 text as UTF-8; ``d = xxh3_128(key)``, ``h1 = d mod 2**64``,
 ``h2 = d >> 64``; for slice ``i`` in ``0..k-1`` the bit is
 ``i * m + (h1 + i * h2) mod m`` where ``m`` is the bits per slice (Kirsch and
-Mitzenmacher double hashing).
+Mitzenmacher double hashing; ``h1 + i * h2`` in exact integer arithmetic, no
+64-bit wrap-around).
+
+Downloaded filter (``GET /v1/bloom``, ``NumberFilter.download``): one line of
+JSON with the parameters, a newline (``0x0a``), then the bit array:
+
+    {"format": "reputation-bloom", "version": 1, "hash": "xxh3_128",
+     "scheme": "double-hashing-sliced", "slices": k, "bits_per_slice": m,
+     "bits": k*m, "bit_order": "lsb0", "items": n, ...}\n<ceil(k*m/8) bytes>
+
+Bit ``b`` of the filter is ``(byte[b >> 3] >> (b & 7)) & 1`` (least
+significant bit first, as pybloom-live's little-endian ``bitarray`` keeps
+it); the unused high bits of the last byte are zero. A number is possibly
+known when all ``k`` of its bits are 1, and certainly unknown otherwise.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Iterable, Iterator
 
@@ -26,6 +40,8 @@ _MASK64 = (1 << 64) - 1
 HASHING = "xxh3_128-kirsch-mitzenmacher/bits-little-endian/v1"
 # Extra room given when a full filter is rebuilt, so that rebuilds stay rare.
 GROWTH_FACTOR = 2
+# Version of the downloaded filter's layout (bump on any incompatible change).
+FILE_FORMAT_VERSION = 1
 
 
 def double_hashes(num_slices: int, bits_per_slice: int) -> Callable[[str], Iterator[int]]:
@@ -56,6 +72,8 @@ class NumberFilter:
         self.bloom = BloomFilter(self.capacity, error_rate)
         self.bloom.make_hashes = double_hashes(self.bloom.num_slices, self.bloom.bits_per_slice)
         self.overflow: set[str] = set()
+        # The downloadable form, and the item count it was made at.
+        self._file: tuple[int, bytes] | None = None
 
     @classmethod
     def build(cls, numbers: Iterable[str], count: int, error_rate: float) -> NumberFilter:
@@ -155,3 +173,37 @@ class NumberFilter:
         # With one slice per hash function, a false positive needs a set bit in
         # every slice: about fill ** k.
         return float(math.pow(self.fill_ratio(), self.num_slices))
+
+    def download(self) -> bytes:
+        """The filter as clients download it (format in the module docstring).
+
+        Numbers in the overflow set have their bits set in the copy, so the
+        downloaded filter never misses a number the node knows; until the
+        rebuild, it is only a little fuller than the node's own.
+        """
+        items = len(self)
+        if self._file is not None and self._file[0] == items:
+            return self._file[1]
+        bits = self.bloom.bitarray
+        if self.overflow:
+            bits = bits.copy()
+            hashes = double_hashes(self.num_slices, self.bits_per_slice)
+            for number in self.overflow:
+                for i, position in enumerate(hashes(number)):
+                    bits[i * self.bits_per_slice + position] = True
+        header = {
+            "format": "reputation-bloom",
+            "version": FILE_FORMAT_VERSION,
+            "hash": "xxh3_128",
+            "scheme": "double-hashing-sliced",
+            "slices": self.num_slices,
+            "bits_per_slice": self.bits_per_slice,
+            "bits": self.num_bits,
+            "bit_order": "lsb0",
+            "items": items,
+            "capacity": self.capacity,
+            "error_rate": self.error_rate,
+        }
+        encoded: bytes = json.dumps(header).encode() + b"\n" + bits.tobytes()
+        self._file = (items, encoded)
+        return encoded

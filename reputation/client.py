@@ -18,13 +18,34 @@ from __future__ import annotations
 import http.client
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import quote, urlencode, urlsplit
 
 import aiohttp
+
+from reputation.errors import InvalidNumber
+from reputation.normalize import normalize
+from reputation.offline import (
+    ListedAnswer,
+    OfflineList,
+    RangeCache,
+    find_in_range,
+    number_hash,
+)
+
+__all__ = [
+    "Answer",
+    "ApiError",
+    "AsyncClient",
+    "Client",
+    "EntryError",
+    "ListedAnswer",
+    "OfflineList",
+    "ReportReceipt",
+]
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 # Seconds a call may take before it fails; a switch at call setup wants less.
@@ -152,6 +173,37 @@ def receipt(status: int, body: Mapping[str, Any]) -> ReportReceipt:
     )
 
 
+def private_key(number: str, region: str) -> tuple[str, str]:
+    """The E.164 form of a number and its hash, computed here (the number is never sent)."""
+    try:
+        e164 = normalize(number, region)
+    except InvalidNumber as exc:
+        raise ApiError(400, exc.code, exc.message) from None
+    return e164, number_hash(e164)
+
+
+def cache_range(
+    cache: RangeCache,
+    prefix: str,
+    status: int,
+    headers: Mapping[str, str] | http.client.HTTPMessage,
+    data: bytes,
+) -> Mapping[str, Any]:
+    """The body of a range answer (or of the cached one it confirmed), kept in ``cache``."""
+    cache_control = headers.get("Cache-Control")
+    if status == 304:
+        return cache.revalidated(prefix, cache_control)
+    if status != 200:
+        raise ApiError.from_answer(status, data)
+    body: Mapping[str, Any] = json.loads(data)
+    cache.store(prefix, body, headers.get("ETag"), cache_control)
+    return body
+
+
+def export_path(since: str | None) -> str:
+    return "/v1/export" + ("" if since is None else "?" + urlencode({"since": since}))
+
+
 def _headers(api_key: str | None) -> dict[str, str]:
     headers = {"Accept": "application/json", "User-Agent": "reputation-client"}
     if api_key:
@@ -179,6 +231,8 @@ class Client:
         self._timeout = timeout
         self._headers = _headers(api_key)
         self._connection: http.client.HTTPConnection | None = None
+        self._ranges = RangeCache()
+        self._prefix_length: int | None = None
 
     def _connect(self) -> http.client.HTTPConnection:
         kind = (
@@ -198,27 +252,33 @@ class Client:
         all_headers = {**self._headers, **(headers or {})}
         if payload is not None:
             all_headers["Content-Type"] = "application/json"
+        status, _, data = self.request_raw(method, path, payload, all_headers)
+        if not 200 <= status < 300:
+            raise ApiError.from_answer(status, data)
+        return status, json.loads(data) if data else None
+
+    def request_raw(
+        self, method: str, path: str, payload: bytes | None, headers: Mapping[str, str]
+    ) -> tuple[int, http.client.HTTPMessage, bytes]:
+        """``(status, headers, body)`` of any answer, on the keep-alive connection."""
         reused = self._connection is not None
         try:
             try:
-                status, data = self._exchange(method, path, payload, all_headers)
+                return self._exchange(method, path, payload, headers)
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
                 if not reused:
                     raise
                 # The server had closed the idle keep-alive connection: one fresh try
                 # (safe: lookups change nothing, reports carry an Idempotency-Key).
                 self.close()
-                status, data = self._exchange(method, path, payload, all_headers)
+                return self._exchange(method, path, payload, headers)
         except BaseException:
             self.close()
             raise
-        if not 200 <= status < 300:
-            raise ApiError.from_answer(status, data)
-        return status, json.loads(data) if data else None
 
     def _exchange(
         self, method: str, path: str, payload: bytes | None, headers: Mapping[str, str]
-    ) -> tuple[int, bytes]:
+    ) -> tuple[int, http.client.HTTPMessage, bytes]:
         if self._connection is None:
             self._connection = self._connect()
         self._connection.request(method, self._prefix + path, body=payload, headers=dict(headers))
@@ -226,7 +286,7 @@ class Client:
         data = response.read()
         if response.will_close:
             self.close()
-        return response.status, data
+        return response.status, response.headers, data
 
     def lookup(
         self, number: str, *, attestation: str | None = None, verstat: str | None = None
@@ -259,6 +319,65 @@ class Client:
             {"Idempotency-Key": key},
         )
         return receipt(status, body)
+
+    def check_private(
+        self, number: str, *, region: str = "VN", prefix_length: int | None = None
+    ) -> ListedAnswer:
+        """The verdict for a number without telling the service which number it is.
+
+        Only the first characters of the number's hash are sent (the length the
+        service recommends, unless ``prefix_length`` says otherwise); the range
+        answer is searched here, and kept as long as the service allows.
+        """
+        e164, full_hash = private_key(number, region)
+        prefix = full_hash[: prefix_length or self._range_prefix_length()]
+        body = self._ranges.fresh(prefix)
+        if body is None:
+            etag = self._ranges.etag(prefix)
+            headers = {**self._headers, **({"If-None-Match": etag} if etag else {})}
+            status, answer_headers, data = self.request_raw(
+                "GET", "/v1/ranges/" + prefix, None, headers
+            )
+            body = cache_range(self._ranges, prefix, status, answer_headers, data)
+        return ListedAnswer.from_entry(e164, find_in_range(body, full_hash))
+
+    def _range_prefix_length(self) -> int:
+        if self._prefix_length is None:
+            _, info = self.request("GET", "/v1/ranges")
+            self._prefix_length = int(info["prefix_length"])
+        return self._prefix_length
+
+    def export(self, since: str | None = None) -> Iterator[bytes]:
+        """The lines of ``/v1/export`` as they arrive, on a connection of their own."""
+        connection = self._connect()
+        try:
+            connection.request("GET", self._prefix + export_path(since), headers=self._headers)
+            response = connection.getresponse()
+            if response.status != 200:
+                raise ApiError.from_answer(response.status, response.read())
+            yield from response
+        finally:
+            connection.close()
+
+    def sync_offline(self, offline: OfflineList, *, bloom: bool = True) -> int:
+        """Bring an offline copy up to date; returns the entries and markers applied."""
+        try:
+            applied = offline.apply_export(self.export(offline.version))
+        except ApiError as exc:
+            if exc.code != "version_unknown":
+                raise
+            offline.version = None
+            applied = offline.apply_export(self.export(None))
+        if bloom:
+            headers = {**self._headers}
+            if offline.bloom_etag:
+                headers["If-None-Match"] = offline.bloom_etag
+            status, answer_headers, data = self.request_raw("GET", "/v1/bloom", None, headers)
+            if status == 200:
+                offline.set_bloom(data, answer_headers.get("ETag"))
+            elif status != 304:
+                raise ApiError.from_answer(status, data)
+        return applied
 
     def close(self) -> None:
         if self._connection is not None:
@@ -296,6 +415,8 @@ class AsyncClient:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session = session
         self._owns_session = session is None
+        self._ranges = RangeCache()
+        self._prefix_length: int | None = None
 
     def _session_or_new(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -354,6 +475,77 @@ class AsyncClient:
             {"Idempotency-Key": key},
         )
         return receipt(status, body)
+
+    async def check_private(
+        self, number: str, *, region: str = "VN", prefix_length: int | None = None
+    ) -> ListedAnswer:
+        """The verdict for a number without telling the service which number it is.
+
+        Only the first characters of the number's hash are sent (the length the
+        service recommends, unless ``prefix_length`` says otherwise); the range
+        answer is searched here, and kept as long as the service allows.
+        """
+        e164, full_hash = private_key(number, region)
+        prefix = full_hash[: prefix_length or await self._range_prefix_length()]
+        body = self._ranges.fresh(prefix)
+        if body is None:
+            etag = self._ranges.etag(prefix)
+            async with self._session_or_new().get(
+                self._base + "/v1/ranges/" + prefix,
+                headers={**self._headers, **({"If-None-Match": etag} if etag else {})},
+                timeout=self._timeout,
+            ) as response:
+                data = await response.read()
+                body = cache_range(self._ranges, prefix, response.status, response.headers, data)
+        return ListedAnswer.from_entry(e164, find_in_range(body, full_hash))
+
+    async def _range_prefix_length(self) -> int:
+        if self._prefix_length is None:
+            _, info = await self.request("GET", "/v1/ranges")
+            self._prefix_length = int(info["prefix_length"])
+        return self._prefix_length
+
+    async def export(self, since: str | None = None) -> AsyncIterator[bytes]:
+        """The lines of ``/v1/export`` as they arrive (gzip if the service offers it)."""
+        async with self._session_or_new().get(
+            self._base + export_path(since),
+            headers=self._headers,
+            # A whole list takes a while: only a stalled read is a failure.
+            timeout=aiohttp.ClientTimeout(total=None, sock_read=self._timeout.total),
+        ) as response:
+            if response.status != 200:
+                raise ApiError.from_answer(response.status, await response.read())
+            async for line in response.content:
+                yield line
+
+    async def _apply_export(self, offline: OfflineList, since: str | None) -> int:
+        reader = offline.reader()
+        async for line in self.export(since):
+            reader.feed(line)
+        return reader.finish()
+
+    async def sync_offline(self, offline: OfflineList, *, bloom: bool = True) -> int:
+        """Bring an offline copy up to date; returns the entries and markers applied."""
+        try:
+            applied = await self._apply_export(offline, offline.version)
+        except ApiError as exc:
+            if exc.code != "version_unknown":
+                raise
+            offline.version = None
+            applied = await self._apply_export(offline, None)
+        if bloom:
+            headers = {**self._headers}
+            if offline.bloom_etag:
+                headers["If-None-Match"] = offline.bloom_etag
+            async with self._session_or_new().get(
+                self._base + "/v1/bloom", headers=headers, timeout=self._timeout
+            ) as response:
+                data = await response.read()
+                if response.status == 200:
+                    offline.set_bloom(data, response.headers.get("ETag"))
+                elif response.status != 304:
+                    raise ApiError.from_answer(response.status, data)
+        return applied
 
     async def close(self) -> None:
         if self._session is not None and self._owns_session:

@@ -117,3 +117,17 @@ LISTEN_CHECK_SECONDS = 5.0
 # Pauses between attempts to reconnect to PostgreSQL, growing from min to max.
 RECONNECT_MIN_SECONDS = 0.1
 RECONNECT_MAX_SECONDS = 5.0
+
+# Hash-prefix lengths (hex characters of the number's SHA-256) that /v1/ranges
+# accepts: 5 (the finest, about 330 possible Vietnamese mobile numbers per
+# range), 4 (about 5,300) or 3 (about 85,000). Shorter ones would make the
+# answers as large as the export itself.
+RANGE_PREFIX_LENGTHS = (3, 4, 5)
+
+# A range answer is padded to hold at least this many entries (then 64, 128,
+# ...), and the recommended prefix length is the longest one whose ranges hold
+# this many listed numbers on average: "a few dozen".
+RANGE_MIN_ENTRIES = 32
+
+# Rows read from PostgreSQL (and written to the client) per chunk of an export.
+EXPORT_BATCH_ROWS = 2000

@@ -144,3 +144,10 @@ class Conflict(ReputationError):
 
     status = 409
     code = "conflict"
+
+
+class VersionUnknown(ReputationError):
+    """This list version was not handed out by this database; download the whole list again."""
+
+    status = 410
+    code = "version_unknown"

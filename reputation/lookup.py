@@ -87,6 +87,8 @@ class Lookups:
         self._recording: list[str] | None = None
         # Change log rows written by this node, whose new state it cached at once.
         self._own_changes: OrderedDict[int, str] = OrderedDict()
+        # Other in-memory state that follows this node's own changes (the range index).
+        self.listeners: list[Callable[[NumberRecord], None]] = []
         metrics.watch_node(
             NodeGauges(
                 bloom_items=lambda: len(self.filter) if self.filter else 0,
@@ -185,6 +187,8 @@ class Lookups:
             self._own_changes[change_seq] = record.e164
             if len(self._own_changes) > MAX_OWN_CHANGES:
                 self._own_changes.popitem(last=False)
+        for listener in self.listeners:
+            listener(record)
 
     def apply_changes(self, changes: Sequence[Change]) -> None:
         """Change feed subscriber: a changed number is listed, and its cached answer is stale."""

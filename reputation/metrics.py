@@ -235,6 +235,27 @@ class Metrics:
             ["channel"],
             registry=r,
         )
+        self.range_answers = Counter(
+            "reputation_range_answers",
+            "Hash-prefix ranges served (private lookups)",
+            registry=r,
+        )
+        self.exports = Counter(
+            "reputation_exports",
+            "List exports started, full or delta",
+            ["kind"],
+            registry=r,
+        )
+        self.export_entries = Counter(
+            "reputation_export_entries",
+            "Entries and deletion markers sent by completed exports",
+            registry=r,
+        )
+        self.range_index_entries = Gauge(
+            "reputation_range_index_entries",
+            "Listed numbers held by the hash-prefix range index",
+            registry=r,
+        )
 
         self.verdict_reasons = Counter(
             "reputation_verdict_reasons",

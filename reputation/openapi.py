@@ -28,6 +28,8 @@ from reputation.constants import (
     MAX_CONTENT_CHARS,
     MAX_IDEMPOTENCY_KEY_CHARS,
     MAX_MESSAGE_ID_CHARS,
+    RANGE_MIN_ENTRIES,
+    RANGE_PREFIX_LENGTHS,
 )
 from reputation.normalize import MAX_INPUT_CHARS
 from reputation.sms import KEYWORDS, SMS_ERRORS
@@ -90,6 +92,14 @@ ERROR_CODES = (
     "invalid_signature",
     "stale_signature",
     "gateway_secret_unset",
+    # The published list: ranges, exports, the Bloom filter.
+    "invalid_prefix",
+    "invalid_version",
+    "version_unknown",
+    "ranges_disabled",
+    "ranges_loading",
+    "export_busy",
+    "bloom_loading",
 )
 
 VERDICTS = ("allow", "warn", "block")
@@ -410,6 +420,74 @@ SCHEMAS: dict[str, Schema] = {
         "additionalProperties": False,
         "properties": {"status": {"type": "string", "enum": ["alive"]}},
     },
+    "PublishedCount": {
+        "type": "integer",
+        "enum": [0, 1, 2, 5, 10, 20, 50, 100],
+        "description": "A count rounded down to 1, 2, 5, 10, 20, 50 or 100 (100: 100 or more).",
+    },
+    "ListedVerdict": {
+        "type": "string",
+        "enum": ["warn", "block"],
+        "description": "A listed number's verdict (numbers at allow are not listed).",
+    },
+    "RangeInfo": {
+        "type": "object",
+        "required": ["hash", "input", "prefix_lengths", "prefix_length"],
+        "additionalProperties": False,
+        "properties": {
+            "hash": {"type": "string", "enum": ["sha256"]},
+            "input": {"type": "string", "description": "What is hashed."},
+            "prefix_lengths": {
+                "type": "array",
+                "items": {"type": "integer", "enum": list(RANGE_PREFIX_LENGTHS)},
+                "description": "Prefix lengths (hex characters) the service accepts.",
+            },
+            "prefix_length": {
+                "type": "integer",
+                "enum": list(RANGE_PREFIX_LENGTHS),
+                "description": (
+                    f"The length to use now: the longest whose ranges hold {RANGE_MIN_ENTRIES} "
+                    "listed numbers on average (shorter: more privacy, bigger answers)."
+                ),
+            },
+        },
+    },
+    "RangeEntry": {
+        "type": "object",
+        "required": ["suffix", "verdict", "category", "reports", "reporters"],
+        "additionalProperties": False,
+        "properties": {
+            "suffix": {
+                "type": "string",
+                "pattern": "^[0-9a-f]{59,61}$",
+                "description": "The rest of the number's SHA-256, after the prefix asked.",
+            },
+            "verdict": ref("ListedVerdict"),
+            "category": nullable(ref("Category")),
+            "reports": ref("PublishedCount"),
+            "reporters": ref("PublishedCount"),
+        },
+    },
+    "RangeAnswer": {
+        "type": "object",
+        "required": ["prefix", "entries", "padding"],
+        "additionalProperties": False,
+        "properties": {
+            "prefix": {"type": "string", "pattern": "^[0-9a-f]{3,5}$"},
+            "entries": {
+                "type": "array",
+                "items": ref("RangeEntry"),
+                "description": (
+                    "Every listed number whose hash starts with the prefix, by suffix. A "
+                    "number whose suffix is not here is not listed: its verdict is allow."
+                ),
+            },
+            "padding": {
+                "type": "string",
+                "description": "Filler that makes every answer of a size class equally long.",
+            },
+        },
+    },
     "Readiness": {
         "type": "object",
         "required": ["status", "bloom_filter", "database"],
@@ -421,6 +499,11 @@ SCHEMAS: dict[str, Schema] = {
                 "description": "`degraded`: PostgreSQL is down; lookups are answered from memory.",
             },
             "bloom_filter": {"type": "string", "enum": ["loaded", "loading"]},
+            "range_index": {
+                "type": "string",
+                "enum": ["loaded", "loading", "off"],
+                "description": "The hash-prefix index behind /v1/ranges (REPUTATION_RANGES_INDEX).",
+            },
             "database": {"type": "string", "enum": ["up", "down"]},
             "change_feed": {
                 "type": "string",
@@ -772,11 +855,123 @@ DOCUMENTATION_PATHS: dict[str, Schema] = {
     },
 }
 
+LIST_ROLES = ("lookup", "analyst")
+
+LIST_PATHS: dict[str, Schema] = {
+    "/v1/ranges": {
+        "get": operation(
+            "rangeInfo",
+            "How to ask for a hash-prefix range",
+            "The hash, the prefix lengths accepted and the one to use now.",
+            tag="lists",
+            roles=LIST_ROLES,
+            responses={
+                "200": json_response("The parameters.", ref("RangeInfo")),
+                **errors(e503="ranges_loading: retry shortly."),
+            },
+        )
+    },
+    "/v1/ranges/{prefix}": {
+        "get": operation(
+            "lookupRange",
+            "Private lookup: every listed number whose hash starts with a prefix",
+            "Hash the number (`sha256` of its E.164 text with the '+', as UTF-8, lowercase hex), "
+            "send the first 3 to 5 characters, and look for the rest of the hash among the "
+            "entries: the service never learns which number was checked. Answers are padded "
+            "to a few fixed sizes and carry an ETag (send `If-None-Match`: 304).",
+            tag="lists",
+            roles=LIST_ROLES,
+            parameters=[
+                {
+                    "name": "prefix",
+                    "in": "path",
+                    "required": True,
+                    "description": "The first 3, 4 or 5 hex characters of the number's SHA-256.",
+                    "schema": {"type": "string", "pattern": "^[0-9a-fA-F]{3,5}$"},
+                }
+            ],
+            responses={
+                "200": json_response("The range.", ref("RangeAnswer")),
+                "304": {"description": "Not modified since the ETag sent."},
+                **errors(
+                    e400="invalid_prefix.",
+                    e404="ranges_disabled: this node does not serve ranges.",
+                    e503="ranges_loading: retry shortly.",
+                ),
+            },
+        )
+    },
+    "/v1/export": {
+        "get": operation(
+            "exportList",
+            "The published list, whole or since a version (JSON lines)",
+            "Every listed number (verdict warn or block) with its category and rounded counts; "
+            "with `since`, only what changed after that version, numbers that left the list "
+            'as `{"number", "deleted": true}`. Lines: a header `{"version", "since", "full"}`, '
+            'the entries, then `{"end": true, "entries": N}`; a stream without that last line '
+            "was cut short. Keep `version` for the next call. Applying a delta twice is "
+            "harmless (entries carry the whole current state). Streamed, gzip if accepted.",
+            tag="lists",
+            roles=LIST_ROLES,
+            parameters=[
+                {
+                    "name": "since",
+                    "in": "query",
+                    "required": False,
+                    "description": (
+                        "The `version` of the last export applied, exactly as received "
+                        "(an opaque text such as `15381:15390:15384`)."
+                    ),
+                    "schema": {"type": "string", "pattern": "^[0-9]+:[0-9]+:[0-9,]*$"},
+                }
+            ],
+            responses={
+                "200": text_response("JSON lines.", "application/x-ndjson"),
+                **errors(
+                    e400="invalid_version.",
+                    e410="version_unknown: download the whole list again (no `since`).",
+                    e503="export_busy (see Retry-After), database_unavailable.",
+                ),
+            },
+        )
+    },
+    "/v1/bloom": {
+        "get": operation(
+            "bloomFilter",
+            "This node's Bloom filter of every known number",
+            "A line of JSON with the parameters (`slices` k, `bits_per_slice` m, `hash` "
+            "xxh3_128, `bit_order` lsb0), a newline, then the k*m bits. Bit i of the number "
+            "'+84...' for slice j: d = xxh3_128(number as UTF-8), h1 = d mod 2^64, "
+            "h2 = d >> 64, bit = j*m + (h1 + j*h2) mod m, stored in byte bit>>3 at bit bit&7. "
+            "All k bits set: maybe known, ask the service; otherwise never reported.",
+            tag="lists",
+            roles=LIST_ROLES,
+            responses={
+                "200": {
+                    "description": "The filter file.",
+                    "headers": REQUEST_ID_HEADER,
+                    "content": {
+                        "application/octet-stream": {
+                            "schema": {
+                                "type": "string",
+                                "contentMediaType": "application/octet-stream",
+                            }
+                        }
+                    },
+                },
+                "304": {"description": "Not modified since the ETag sent."},
+                **errors(e503="bloom_loading: retry shortly."),
+            },
+        )
+    },
+}
+
 # Every table of paths; a new concern adds its own table here.
 PATHS: tuple[dict[str, Schema], ...] = (
     LOOKUP_PATHS,
     REPORT_PATHS,
     SMS_PATHS,
+    LIST_PATHS,
     OPERATIONS_PATHS,
     DOCUMENTATION_PATHS,
 )
@@ -785,6 +980,7 @@ TAGS = [
     {"name": "lookups", "description": "Carriers and apps asking about a caller."},
     {"name": "reports", "description": "Citizens, operators and carriers reporting numbers."},
     {"name": "sms", "description": "The 156/5656 SMS channel, through the SMS gateway."},
+    {"name": "lists", "description": "Private lookups by hash prefix, and offline copies."},
     {"name": "operations", "description": "Health, readiness and metrics for operators."},
     {"name": "documentation", "description": "This description and the pages made from it."},
 ]

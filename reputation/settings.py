@@ -207,6 +207,19 @@ class Settings:
         weights.update(_parse_weights(self.category_weights))
         return weights
 
+    ranges_index: bool = setting(
+        True, "keep the in-memory hash-prefix index of listed numbers that serves /v1/ranges"
+    )
+    ranges_refresh_interval: float = setting(
+        1.0, "seconds at most before the range index shows a change made elsewhere"
+    )
+    ranges_max_age: int = setting(
+        300, "seconds a client or a cache may reuse a /v1/ranges answer (Cache-Control)"
+    )
+    export_concurrency: int = setting(
+        2, "exports streamed at once (each holds a database connection while it runs)"
+    )
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Settings from ``REPUTATION_*`` variables, then explicit overrides."""

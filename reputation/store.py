@@ -24,8 +24,9 @@ from reputation.constants import (
     CHANGE_REPORT,
     CHANGE_STATUS,
 )
-from reputation.errors import Conflict, IdempotencyConflict, NotFound
+from reputation.errors import Conflict, IdempotencyConflict, NotFound, VersionUnknown
 from reputation.evidence import Contribution, Counting, ReporterState
+from reputation.listing import ListEntry, ListVersion
 from reputation.queries import queries
 from reputation.records import (
     Appeal,
@@ -169,6 +170,23 @@ class ConsistentRead:
     async def copy_number_keys(self, sink: Callable[[bytes], Awaitable[None]]) -> None:
         """Every known number, streamed to ``sink`` as chunks of COPY text (one number a line)."""
         await self.conn.copy_from_query(self.sql["copy_number_keys"], output=sink)
+
+
+@dataclass(frozen=True, slots=True)
+class ListExport:
+    """An export being read: its version, and its rows (``listed`` false: a deletion marker)."""
+
+    version: str
+    since: ListVersion | None
+    cursor: Any
+
+    async def batches(self, size: int) -> AsyncIterator[list[asyncpg.Record]]:
+        while rows := await self.cursor.fetch(size):
+            yield rows
+
+
+def list_entry_from_row(row: asyncpg.Record) -> ListEntry:
+    return ListEntry(row["e164"], row["verdict"], row["category"], row["reports"], row["reporters"])
 
 
 class _KeyTaken(Exception):
@@ -547,6 +565,28 @@ class Store:
         """``(number, reports, reporters)`` of the most reported numbers since ``since``."""
         rows = await self.pool.fetch(self.sql["top_reported_since"], since, limit)
         return [(row["e164"], row["reports"], row["reporters"]) for row in rows]
+
+    # -- The published list: exports and the range index -----------------------
+
+    @asynccontextmanager
+    async def list_export(self, since: ListVersion | None) -> AsyncIterator[ListExport]:
+        """A consistent read of the published list: the whole of it, or what changed since.
+
+        One REPEATABLE READ snapshot covers the version and every row read, so
+        the version handed out (that snapshot) is exactly what was read.
+        """
+        async with (
+            self.pool.acquire() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            row = await conn.fetchrow(self.sql["list_version"])
+            if since is not None and since.xmax > row["newest"]:
+                raise VersionUnknown()
+            if since is None:
+                cursor = await conn.cursor(self.sql["listed_entries"])
+            else:
+                cursor = await conn.cursor(self.sql["list_changes_since"], since.xmin, str(since))
+            yield ListExport(row["version"], since, cursor)
 
     async def ping(self) -> bool:
         try:

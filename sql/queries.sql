@@ -517,3 +517,24 @@ SELECT e164, status, reports, reporters, categories, first_reported_at, last_rep
        weights, weights_at, heat_key
 FROM numbers
 ORDER BY e164;
+
+-- The published list (private ranges, exports); list_entries follows
+-- numbers.verdict through a trigger, see sql/schema.sql.
+
+-- list_version --
+-- The export version: this transaction's snapshot (which writers it sees), as pg_snapshot text
+SELECT pg_current_snapshot()::text AS version,
+       pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS newest;
+
+-- listed_entries --
+-- Every listed number as published, for a full export and the range index
+SELECT e164, listed, verdict, category, reports, reporters
+FROM list_entries
+WHERE listed;
+
+-- list_changes_since --
+-- What changed since a version (writers its snapshot did not see): entries and deletion markers
+SELECT e164, listed, verdict, category, reports, reporters
+FROM list_entries
+WHERE changed_txid >= $1
+  AND NOT pg_visible_in_snapshot(changed_txid::text::xid8, $2::text::pg_snapshot);
