@@ -78,6 +78,7 @@ async def kamailio(
     appeal_url: str,
     lookup: bool = True,
     workers: int = 4,
+    api_key: str | None = None,
 ) -> AsyncIterator[int]:
     """The example proxy on a free UDP port (yielded), asking ``service_url``."""
     port = free_udp_port()
@@ -89,6 +90,8 @@ async def kamailio(
     ]
     if not lookup:
         defines.append("WITHOUT_REPUTATION")
+    if api_key is not None:
+        defines.append(f'API_KEY="{api_key}"')
     arguments = [binary, "-f", str(KAMAILIO_CONFIG), "-DD", "-E", "-Y", str(workdir)]
     arguments += ["-l", f"udp:{HOST}:{port}", "-m", "64", "-M", "8"]
     for define in defines:

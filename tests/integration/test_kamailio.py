@@ -23,7 +23,7 @@ from aiohttp.test_utils import TestServer
 from reputation.app import create_app
 from reputation.settings import Settings
 from tests import sip
-from tests.conftest import FakeClock
+from tests.conftest import CreateApiKey, FakeClock, bearer, settings_with_auth
 from tests.tools import require
 
 APPEAL_URL = "https://reputation.example.vn/appeals"
@@ -52,6 +52,8 @@ class Service:
     """The service under test, and the lookups it was asked (number, query)."""
 
     server: TestServer
+    lookup_key: str
+    headers: dict[str, str]
     asked: list[tuple[str, dict[str, str]]] = field(default_factory=list)
 
     @property
@@ -61,15 +63,20 @@ class Service:
     async def call(self, method: str, path: str, **kwargs: Any) -> Any:
         async with (
             aiohttp.ClientSession() as session,
-            session.request(method, self.url + path, **kwargs) as response,
+            session.request(method, self.url + path, headers=self.headers, **kwargs) as response,
         ):
             assert response.status < 300, await response.text()
             return await response.json()
 
 
 @pytest.fixture
-async def service(settings: Settings, clock: FakeClock) -> AsyncIterator[Service]:
-    """The service on a real port, with one blocked and one warned number."""
+async def service(
+    settings: Settings, clock: FakeClock, create_api_key: CreateApiKey
+) -> AsyncIterator[Service]:
+    """The service on a real port, with one blocked and one warned number.
+
+    API keys are checked: the switch sends a ``lookup`` key, as in production.
+    """
     asked: list[tuple[str, dict[str, str]]] = []
 
     @web.middleware
@@ -78,11 +85,13 @@ async def service(settings: Settings, clock: FakeClock) -> AsyncIterator[Service
             asked.append((request.match_info.get("number", ""), dict(request.query)))
         return await handler(request)
 
-    app = create_app(settings, clock=clock)
+    admin_key = await create_api_key("admin")
+    lookup_key = await create_api_key("lookup", "switch")
+    app = create_app(settings_with_auth(settings), clock=clock)
     app.middlewares.append(record)
     server = TestServer(app, host=sip.HOST)
     await server.start_server()
-    running = Service(server, asked)
+    running = Service(server, lookup_key, bearer(admin_key), asked)
     try:
         async with asyncio.timeout(15):
             while (await running.call("GET", "/healthz"))["status"] != "alive":  # noqa: ASYNC110
@@ -120,12 +129,19 @@ class Switch:
 
 
 @contextlib.asynccontextmanager
-async def switch(tools: dict[str, str], workdir: Path, service_url: str) -> AsyncIterator[Switch]:
+async def switch(
+    tools: dict[str, str], workdir: Path, service_url: str, api_key: str | None = None
+) -> AsyncIterator[Switch]:
     """A sipp callee behind the example Kamailio, which asks ``service_url``."""
     async with (
         sip.callee(tools["sipp"], workdir) as callee_port,
         sip.kamailio(
-            tools["kamailio"], workdir, service_url=service_url, appeal_url=APPEAL_URL, workers=2
+            tools["kamailio"],
+            workdir,
+            service_url=service_url,
+            appeal_url=APPEAL_URL,
+            workers=2,
+            api_key=api_key,
         ) as proxy_port,
     ):
         yield Switch(proxy_port, callee_port, workdir, tools["sipp"])
@@ -161,7 +177,7 @@ async def test_reported_caller_is_rejected_with_608_and_where_to_appeal(
     assert answer["verdict"] == "block"
     appeal = answer.get("appeal_url") or APPEAL_URL
     service.asked.clear()
-    async with switch(tools, tmp_path, service.url) as sw:
+    async with switch(tools, tmp_path, service.url, service.lookup_key) as sw:
         # The network-asserted identity is the caller, whatever the From header says.
         calls = await sw.call(CLEAN, "rejected.xml", pai=f"P-Asserted-Identity: {identity}")
     assert_completed(calls)
@@ -172,7 +188,7 @@ async def test_reported_caller_is_rejected_with_608_and_where_to_appeal(
 async def test_clean_caller_reaches_the_callee(
     tools: dict[str, str], tmp_path: Path, service: Service
 ) -> None:
-    async with switch(tools, tmp_path, service.url) as sw:
+    async with switch(tools, tmp_path, service.url, service.lookup_key) as sw:
         calls = await sw.call(CLEAN, "caller.xml")
     assert_completed(calls)
     assert header_seen(calls, "200", "X-Reputation") == ["allow"]
@@ -183,7 +199,7 @@ async def test_warned_caller_reaches_the_callee_with_a_warning(
     tools: dict[str, str], tmp_path: Path, service: Service
 ) -> None:
     # A caller cannot bring its own verdict: the proxy drops it.
-    async with switch(tools, tmp_path, service.url) as sw:
+    async with switch(tools, tmp_path, service.url, service.lookup_key) as sw:
         calls = await sw.call(WARNED, "caller.xml", pai="X-Reputation: allow")
     assert_completed(calls)
     assert header_seen(calls, "200", "X-Reputation") == ["warn;reporters=3"]
@@ -192,7 +208,7 @@ async def test_warned_caller_reaches_the_callee_with_a_warning(
 async def test_stopped_service_lets_calls_through_at_once(
     tools: dict[str, str], tmp_path: Path, service: Service
 ) -> None:
-    async with switch(tools, tmp_path, service.url) as sw:
+    async with switch(tools, tmp_path, service.url, service.lookup_key) as sw:
         await service.server.close()
         calls = await sw.call(BLOCKED, "caller.xml")
     assert_completed(calls)
@@ -212,3 +228,14 @@ async def test_hung_service_lets_calls_through_after_the_timeout(
     assert_completed(calls)
     assert header_seen(calls, "200", "X-Reputation") == ["unknown"]
     assert LOOKUP_TIMEOUT_S * 1000 * 0.9 <= calls.delays_ms[0] < LOOKUP_TIMEOUT_S * 1000 * 3
+
+
+async def test_a_refused_api_key_lets_calls_through_and_is_logged(
+    tools: dict[str, str], tmp_path: Path, service: Service
+) -> None:
+    async with switch(tools, tmp_path, service.url, "not-a-key") as sw:
+        calls = await sw.call(BLOCKED, "caller.xml")
+    assert_completed(calls)
+    assert header_seen(calls, "200", "X-Reputation") == ["unknown"]
+    log = (tmp_path / "kamailio.log").read_text()
+    assert "reputation lookup failed (status 401)" in log
