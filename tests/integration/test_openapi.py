@@ -77,6 +77,23 @@ def test_described_roles_are_the_handlers_roles() -> None:
             assert op["security"] == [{"apiKey": []}], key
 
 
+def test_every_operation_describes_its_request_and_answer() -> None:
+    for (method, path), op in described_operations().items():
+        answers = {s: r for s, r in op["responses"].items() if s.startswith("2")}
+        assert answers, (method, path)
+        if method != "DELETE":
+            assert any(r.get("content") for r in answers.values()), (method, path, "no schema")
+        for response in answers.values():
+            for media in response.get("content", {}).values():
+                assert media.get("schema"), (method, path)
+        if method in ("POST", "PUT", "PATCH"):
+            assert "requestBody" in op, (method, path, "no request body described")
+        for parameter in op.get("parameters", ()):
+            target = parameter.get("$ref", "").rsplit("/", 1)[-1]
+            described = spec()["components"]["parameters"][target] if target else parameter
+            assert described.get("schema"), (method, path, parameter)
+
+
 def test_every_operation_documents_its_error_shape() -> None:
     for key, op in described_operations().items():
         default = op["responses"]["default"]["content"]["application/json"]["schema"]
