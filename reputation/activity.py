@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from reputation.metrics import LAYERS, VERDICTS, Metrics
+from reputation.store import FeedNode
 
 # Minutes of history on the status page.
 ACTIVITY_MINUTES = 60
@@ -108,6 +109,7 @@ class DatabaseFigures:
     up: bool
     reports_per_minute: dict[datetime, int]
     top: list[tuple[str, int, int, str]]  # number, reports, reporters, verdict
+    nodes: list[FeedNode]
 
 
 class StatusState:

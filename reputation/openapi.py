@@ -778,7 +778,8 @@ OPERATIONS_PATHS: dict[str, Schema] = {
             "Status page of this node",
             "Lookups per minute by verdict (this node), reports per minute (all nodes), the "
             "verdict mix, the most reported numbers of the last day (masked unless the caller "
-            "is an analyst, or authentication is off) and the node's health, as HTML with "
+            "is an analyst, or authentication is off), this node's health and every node "
+            "following the change feed, as HTML with "
             "inline SVG; nothing is fetched from elsewhere. Reloads itself every 30 s.",
             tag="operations",
             roles=None,

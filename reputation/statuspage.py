@@ -32,6 +32,7 @@ from reputation.activity import (
 )
 from reputation.appkeys import CLOCK, GUARD, LOOKUPS, METRICS, SETTINGS, STATUS_PAGE, STORE
 from reputation.auth import public
+from reputation.constants import FEED_NODE_TIMEOUT_SECONDS
 from reputation.errors import ReputationError
 from reputation.lookup import Lookups
 from reputation.metrics import VERDICTS
@@ -82,14 +83,15 @@ async def read_figures(app: web.Application) -> DatabaseFigures:
         )
         top = await store.top_reported(now - timedelta(days=1), TOP_NUMBERS)
         answers = await lookups.lookup_many([number for number, _, _ in top])
+        nodes = await store.feed_nodes()
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
         logger.warning("status page: the database cannot be read", exc_info=True)
-        return DatabaseFigures(False, {}, [])
+        return DatabaseFigures(False, {}, [], [])
     rows = [
         (number, reports, reporters, lookups.judge(answers[number]).verdict)
         for number, reports, reporters in top
     ]
-    return DatabaseFigures(True, per_minute, rows)
+    return DatabaseFigures(True, per_minute, rows, nodes)
 
 
 async def activity_sampler(app: web.Application) -> AsyncIterator[None]:
@@ -256,6 +258,25 @@ def _health(lookups: Lookups, figures: DatabaseFigures, auth: bool) -> str:
     return f"<table>{body}</table>"
 
 
+def _nodes_table(figures: DatabaseFigures) -> str:
+    """Every node following the change feed: alive if heard from within the node timeout."""
+    if not figures.nodes:
+        return '<p class="muted">No node has reported its change-feed position yet.</p>'
+    rows = ""
+    for node in figures.nodes:
+        silent = (node.now - node.seen_at).total_seconds()
+        alive = silent <= FEED_NODE_TIMEOUT_SECONDS
+        rows += (
+            f"<tr><td><code>{html.escape(node.host)}</code> <span class='muted'>pid "
+            f"{node.pid}</span></td><td>{_badge(alive, 'alive', 'silent')}</td>"
+            f"<td>{_duration((node.now - node.started_at).total_seconds())}</td>"
+            f"<td class='n'>{silent:,.0f} s</td></tr>"
+        )
+    return (
+        f"<table><tr><th>node</th><th>state</th><th>up</th><th>last heard</th></tr>{rows}</table>"
+    )
+
+
 def _top_table(figures: DatabaseFigures, clear: bool) -> str:
     if not figures.up:
         return '<p class="muted">The database cannot be read right now.</p>'
@@ -339,6 +360,8 @@ def render(
         f'<div class="muted">{seen}</div>{_top_table(figures, clear_numbers)}</div>'
         '<div class="card"><h2>Node health</h2>'
         + _health(lookups, figures, auth)
+        + "<h2 style='margin-top:14px'>Nodes following the change feed</h2>"
+        + _nodes_table(figures)
         + "</div></div></main></body></html>"
     )
 

@@ -100,6 +100,18 @@ def request_fingerprint(key: bytes, report: NewReport) -> bytes:
 
 
 @dataclass(frozen=True, slots=True)
+class FeedNode:
+    """A node following the change feed: where it runs and when it last said so."""
+
+    host: str
+    pid: int
+    started_at: datetime
+    seen_at: datetime
+    position_at: datetime
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class FeedHead:
     """Where the change log stands, as seen by one snapshot."""
 
@@ -555,6 +567,11 @@ class Store:
             cursor = await conn.cursor(self.sql["export_numbers"])
             while rows := await cursor.fetch(batch_size):
                 yield [NumberRecord.from_row(row) for row in rows]
+
+    async def feed_nodes(self) -> list[FeedNode]:
+        """The nodes following the change feed, as they last reported (status page)."""
+        rows = await self.pool.fetch(self.sql["feed_nodes_status"])
+        return [FeedNode(**dict(row)) for row in rows]
 
     async def reports_per_minute(self, since: datetime) -> dict[datetime, int]:
         """Reports received by every node in each minute since ``since`` (status page)."""

@@ -496,6 +496,12 @@ WHERE received_at >= $1
 GROUP BY 1
 ORDER BY 1;
 
+-- feed_nodes_status --
+-- The nodes that follow the change feed, and when each last said it was alive
+SELECT host, pid, started_at, seen_at, position_at, now() AS now
+FROM feed_nodes
+ORDER BY host, pid;
+
 -- top_reported_since --
 -- The numbers with the most reports since a moment, and how many people reported them
 SELECT e164, count(*) AS reports, count(DISTINCT reporter_hash) AS reporters

@@ -7,6 +7,7 @@ import os
 import random
 import re
 import shutil
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -61,6 +62,10 @@ async def busy_hour(client: TestClient, clock: FakeClock, minutes: int = 60) -> 
 
 async def test_page_shows_the_figures(client: TestClient, clock: FakeClock) -> None:
     await busy_hour(client, clock, minutes=5)
+    store = client.app[STORE]  # type: ignore[index]
+    async with asyncio.timeout(20):  # the node records itself on the change feed at start
+        while not await store.feed_nodes():  # noqa: ASYNC110 (polls the database)
+            await asyncio.sleep(0.1)
     response = await client.get("/")
     assert response.status == 200
     assert response.content_type == "text/html"
@@ -88,6 +93,9 @@ async def test_page_shows_the_figures(client: TestClient, clock: FakeClock) -> N
     assert '<span class="badge bad">block</span>' in page
     assert "Bloom filter" in page
     assert ">loaded<" in page
+    # This node, as the change feed knows it.
+    assert f"<code>{socket.gethostname()}</code> <span class='muted'>pid {os.getpid()}" in page
+    assert ">alive<" in page
     assert ">up<" in page
     # Nothing from elsewhere.
     assert "<script" not in page
