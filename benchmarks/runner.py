@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 from collections.abc import Callable
 
 from aiohttp import web
 
-
-def new_loop(kind: str) -> asyncio.AbstractEventLoop:
-    """The event loop the service runs on too, so that the comparison is fair."""
-    if kind == "uvloop":
-        import uvloop
-
-        return uvloop.new_event_loop()
-    return asyncio.new_event_loop()
+from reputation.cli import new_event_loop
 
 
 def serve_forever(create_app: Callable[[], web.Application], name: str) -> None:
     parser = argparse.ArgumentParser(prog=f"benchmarks.{name}")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="uvloop")
     args = parser.parse_args()
     web.run_app(
         create_app(),
@@ -30,5 +22,6 @@ def serve_forever(create_app: Callable[[], web.Application], name: str) -> None:
         reuse_port=True,
         access_log=None,
         print=None,
-        loop=new_loop(args.loop),
+        # The same loop as the service's (``reputation serve``), for a fair floor.
+        loop=new_event_loop(args.loop),
     )

@@ -44,7 +44,7 @@ async def seed_postgres(url: str, count: int) -> float:
     conn = await asyncpg.connect(url)
     try:
         await migrate(conn)
-        await conn.execute("TRUNCATE numbers, reports, number_reporters, changes")
+        await conn.execute("TRUNCATE numbers, changes CASCADE")
         await conn.copy_to_table(
             "numbers",
             source=_copy_source(count),

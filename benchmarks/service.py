@@ -1,7 +1,8 @@
 """One worker of the service, started as ``reputation serve`` does, sharing its port.
 
 Used while ``reputation serve`` has no worker count of its own: the suite starts
-N of these on one port (``SO_REUSEPORT``). Settings come from ``REPUTATION_*``.
+N of these on one port (``SO_REUSEPORT``). Settings come from ``REPUTATION_*``
+(the event loop from ``REPUTATION_EVENT_LOOP``, as for ``serve``).
 
     REPUTATION_DATABASE_URL=... python -m benchmarks.service --port 18630
 """
@@ -13,9 +14,8 @@ import logging
 
 from aiohttp import web
 
-from benchmarks.runner import new_loop
 from reputation.app import create_app
-from reputation.cli import access_log_options
+from reputation.cli import access_log_options, new_event_loop
 from reputation.logs import setup_logging
 from reputation.settings import Settings
 
@@ -25,7 +25,6 @@ logger = logging.getLogger("reputation")
 def main() -> None:
     parser = argparse.ArgumentParser(prog="benchmarks.service")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     args = parser.parse_args()
     settings = Settings.from_env(port=args.port)
     setup_logging(settings.log_level)
@@ -36,7 +35,7 @@ def main() -> None:
         reuse_port=True,
         **access_log_options(settings),
         print=lambda text: logger.info("%s", text.strip()),
-        loop=new_loop(args.loop),
+        loop=new_event_loop(settings.event_loop),
     )
 
 

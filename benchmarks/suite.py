@@ -33,6 +33,7 @@ from benchmarks import numbers, report, seed
 from benchmarks.load import Header, open_loop, wrk
 from benchmarks.processes import ProcessGroup, python_module
 from reputation.embedded import EmbeddedPostgres
+from reputation.settings import EVENT_LOOP_CHOICES, Settings
 
 HERE = Path(__file__).parent
 RESULTS_DIR = HERE / "results"
@@ -172,9 +173,7 @@ class Bench:
         return group
 
     def start_service(self, workers: int) -> ProcessGroup:
-        command = python_module(
-            "benchmarks.service", "--port", str(SERVICE_PORT), "--loop", self.plan.loop
-        )
+        command = python_module("benchmarks.service", "--port", str(SERVICE_PORT))
         group = ProcessGroup(
             "service", [command] * workers, env=self.service_env, log_dir=self.scratch
         )
@@ -319,6 +318,7 @@ class Bench:
                 "REPUTATION_DATABASE_URL": url,
                 "REPUTATION_REPORTER_KEY": "benchmark-reporter-key",
                 "REPUTATION_DATA_DIR": str(self.scratch / "data"),
+                "REPUTATION_EVENT_LOOP": self.plan.loop,
             }
             self.lookup_key = Header("Authorization", "Bearer " + self.create_key("lookup"))
             self.report_key = Header("Authorization", "Bearer " + self.create_key("report"))
@@ -502,7 +502,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--warm-up", type=float, default=2.0, help="seconds of warm-up per target")
     parser.add_argument("--connections", type=int, default=32, help="wrk keep-alive connections")
-    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    parser.add_argument(
+        "--loop",
+        choices=EVENT_LOOP_CHOICES,
+        default=Settings().event_loop,
+        help="event loop of all three servers (default: the service's default)",
+    )
     parser.add_argument("--note", default="", help="free text kept with the results")
     parser.add_argument(
         "--write-readme",

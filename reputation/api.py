@@ -166,7 +166,8 @@ async def post_lookups(request: web.Request) -> web.Response:
             parsed.append({"input": item, "error": exc.to_dict()})
     lookups = request.app[LOOKUPS]
     answers = await lookups.lookup_many([p for p in parsed if isinstance(p, str)])
-    # Counters move once per batch, not once per number.
+    # One instant for the whole batch; counters move once per batch, not per number.
+    now = lookups.clock()
     by_layer: dict[tuple[str, str], int] = {}
     by_reason: dict[str, int] = {}
     results: list[bytes] = []
@@ -175,7 +176,7 @@ async def post_lookups(request: web.Request) -> web.Response:
             results.append(dumps(item))
             continue
         answer = answers[item]
-        judgement = lookups.judge(answer)
+        judgement = lookups.judge(answer, now=now)
         key = (answer.layer, judgement.verdict)
         by_layer[key] = by_layer.get(key, 0) + 1
         for reason in judgement.reasons:

@@ -196,7 +196,20 @@ def serve(settings: Settings) -> None:
             port=settings.port,
             **access_log_options(settings),
             print=lambda text: logger.info("%s", text.strip()),
+            loop=new_event_loop(settings.event_loop),
         )
+
+
+def new_event_loop(kind: str) -> asyncio.AbstractEventLoop:
+    """The event loop ``serve`` runs on: uvloop where it is installed, else asyncio's."""
+    if kind == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            logger.warning("uvloop is not installed; serving on the asyncio event loop")
+        else:
+            return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
 
 
 def access_log_options(settings: Settings) -> dict[str, Any]:

@@ -131,3 +131,17 @@ RANGE_MIN_ENTRIES = 32
 
 # Rows read from PostgreSQL (and written to the client) per chunk of an export.
 EXPORT_BATCH_ROWS = 2000
+
+# Reports written in one transaction at most (group commit): a commit costs an
+# fsync and, with its NOTIFY, holds a lock that serialises every committing
+# report; reports arriving meanwhile share the next commit instead.
+MAX_REPORTS_PER_COMMIT = 64
+
+# Transactions writing reports at once, per process: each runs its reports'
+# statements one after the other, so several keep PostgreSQL busy (the pool
+# keeps connections for lookups besides).
+REPORT_WRITERS = 4
+
+# A group of reports that deadlocked with another (PostgreSQL rolled it back)
+# is written again this many times before its callers get the error.
+REPORT_DEADLOCK_RETRIES = 3

@@ -230,11 +230,16 @@ class Lookups:
             number_filter.add(e164)
         self.filter = number_filter
 
-    def judge(self, answer: Answer, attestation: str | None = None) -> Judgement:
-        """The verdict for this answer now (``attestation``: the call's STIR/SHAKEN outcome)."""
+    def judge(
+        self, answer: Answer, attestation: str | None = None, now: datetime | None = None
+    ) -> Judgement:
+        """The verdict for this answer now (``attestation``: the call's STIR/SHAKEN outcome).
+
+        ``now``: the instant to judge at, when a caller judges many answers at once.
+        """
         return judge(
             answer.record,
-            self.clock(),
+            self.clock() if now is None else now,
             self.policy,
             protected=answer.e164 in self.protected,
             attestation=attestation,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import hmac
@@ -23,6 +24,9 @@ from reputation.constants import (
     CHANGE_PROTECTED,
     CHANGE_REPORT,
     CHANGE_STATUS,
+    MAX_REPORTS_PER_COMMIT,
+    REPORT_DEADLOCK_RETRIES,
+    REPORT_WRITERS,
 )
 from reputation.errors import Conflict, IdempotencyConflict, NotFound, VersionUnknown
 from reputation.evidence import Contribution, Counting, ReporterState
@@ -205,6 +209,80 @@ class _KeyTaken(Exception):
     """Another transaction stored a report with the same Idempotency-Key first."""
 
 
+@dataclass(frozen=True, slots=True)
+class _PendingReport:
+    """A report waiting for the commit that will hold it."""
+
+    report: NewReport
+    fingerprint: bytes
+    outcome: asyncio.Future[RecordedReport]
+
+
+class _GroupCommit:
+    """Group commit of reports: the ones that arrive during a commit share the next one.
+
+    Every report is acknowledged only once the transaction holding it has
+    committed, exactly as when each had its own; but a commit (an fsync, and a
+    NOTIFY lock that serialises committing transactions) is paid once per
+    group. A lone report is written at once, without waiting for company.
+    """
+
+    def __init__(
+        self, write: Callable[[list[_PendingReport]], Awaitable[list[RecordedReport | _KeyTaken]]]
+    ) -> None:
+        self._write = write
+        self._queue: list[_PendingReport] = []
+        self._writers: set[asyncio.Task[None]] = set()
+
+    async def write(self, report: NewReport, fingerprint: bytes) -> RecordedReport:
+        """The report once committed; ``_KeyTaken`` if its key was taken meanwhile."""
+        loop = asyncio.get_running_loop()
+        pending = _PendingReport(report, fingerprint, loop.create_future())
+        self._queue.append(pending)
+        if len(self._writers) < REPORT_WRITERS:
+            writer = loop.create_task(self._drain())
+            self._writers.add(writer)
+            writer.add_done_callback(self._writers.discard)
+        # Shielded: a caller that goes away does not undo the others' commit.
+        return await asyncio.shield(pending.outcome)
+
+    async def _drain(self) -> None:
+        while self._queue:
+            group = self._queue[:MAX_REPORTS_PER_COMMIT]
+            del self._queue[:MAX_REPORTS_PER_COMMIT]
+            await self._commit(group)
+
+    async def _commit(self, group: list[_PendingReport]) -> None:
+        for attempt in range(REPORT_DEADLOCK_RETRIES + 1):
+            try:
+                outcomes = await self._write(group)
+            except asyncpg.DeadlockDetectedError as exc:
+                if attempt < REPORT_DEADLOCK_RETRIES:
+                    continue  # rolled back whole: nothing of it was kept
+                _fail(group, exc)
+                return
+            except Exception as exc:
+                _fail(group, exc)
+                return
+            except BaseException as exc:  # cancelled at shutdown: tell the callers, stop
+                _fail(group, exc)
+                raise
+            for pending, outcome in zip(group, outcomes, strict=True):
+                if pending.outcome.done():
+                    continue
+                if isinstance(outcome, _KeyTaken):
+                    pending.outcome.set_exception(outcome)
+                else:
+                    pending.outcome.set_result(outcome)
+            return
+
+
+def _fail(group: list[_PendingReport], exc: BaseException) -> None:
+    for pending in group:
+        if not pending.outcome.done():
+            pending.outcome.set_exception(exc)
+
+
 class Store:
     """The service's view of PostgreSQL; the only module that runs SQL."""
 
@@ -223,6 +301,7 @@ class Store:
         self.policy = Policy.from_settings(settings)
         self.daily_cap = settings.reporter_daily_cap
         self.day_offset = settings.reporter_day_utc_offset
+        self._report_commits = _GroupCommit(self._write_reports)
 
     @staticmethod
     async def load_reporter_key(pool: asyncpg.Pool, configured: str | None) -> bytes:
@@ -270,7 +349,7 @@ class Store:
             if earlier is not None:
                 return earlier
         try:
-            return await self._insert_report(report, fingerprint)
+            return await self._report_commits.write(report, fingerprint)
         except _KeyTaken:
             assert report.idempotency_key is not None
             earlier = await self._replay(report.idempotency_key, fingerprint)
@@ -287,9 +366,32 @@ class Store:
         assert number is not None
         return RecordedReport(StoredReport.from_row(row), number, replayed=True)
 
-    async def _insert_report(self, report: NewReport, fingerprint: bytes) -> RecordedReport:
+    async def _write_reports(self, group: list[_PendingReport]) -> list[RecordedReport | _KeyTaken]:
+        """Several reports in one transaction, with one NOTIFY for all of them.
+
+        A report whose Idempotency-Key another transaction took first is
+        undone alone (a savepoint) and comes back as ``_KeyTaken``.
+        """
+        outcomes: list[RecordedReport | _KeyTaken] = []
+        last_seq: int | None = None
         async with self.pool.acquire() as conn, conn.transaction():
-            return await self._insert_in(conn, report, fingerprint)
+            for pending in group:
+                try:
+                    if pending.report.idempotency_key is None:
+                        recorded = await self._insert_in(conn, pending.report, pending.fingerprint)
+                    else:
+                        async with conn.transaction():  # a savepoint
+                            recorded = await self._insert_in(
+                                conn, pending.report, pending.fingerprint
+                            )
+                except _KeyTaken as taken:
+                    outcomes.append(taken)
+                    continue
+                outcomes.append(recorded)
+                last_seq = recorded.change_seq
+            if last_seq is not None:
+                await conn.execute(self.sql["notify_changes"], str(last_seq))
+        return outcomes
 
     async def record_reports(self, reports: list[NewReport]) -> tuple[int, int]:
         """Keep many new reports in one transaction (bulk import): ``(added, already kept)``.
@@ -300,16 +402,20 @@ class Store:
         same order and cannot deadlock.
         """
         added = present = 0
+        last_seq: int | None = None
         async with self.pool.acquire() as conn, conn.transaction():
             for report in sorted(reports, key=lambda r: (r.e164, r.idempotency_key or "")):
                 fingerprint = request_fingerprint(self.reporter_key, report)
                 try:
                     async with conn.transaction():  # a savepoint: a taken key undoes this one only
-                        await self._insert_in(conn, report, fingerprint)
+                        recorded = await self._insert_in(conn, report, fingerprint)
                 except _KeyTaken:
                     present += 1
                 else:
                     added += 1
+                    last_seq = recorded.change_seq
+            if last_seq is not None:  # one wake-up for the whole batch
+                await conn.execute(self.sql["notify_changes"], str(last_seq))
         return added, present
 
     async def _insert_in(
@@ -373,7 +479,7 @@ class Store:
             verdict,
             changes_at,
         )
-        change_seq = await self.append_change(conn, report.e164, CHANGE_REPORT)
+        change_seq = await self.log_change(conn, report.e164, CHANGE_REPORT)
         return RecordedReport(
             StoredReport.from_row(row), record, replayed=False, change_seq=change_seq
         )
@@ -426,8 +532,13 @@ class Store:
 
     async def append_change(self, conn: asyncpg.Connection, e164: str, kind: str) -> int:
         """Log a change in the caller's transaction and wake the other nodes at commit."""
-        seq: int = await conn.fetchval(self.sql["append_change"], e164, kind)
+        seq = await self.log_change(conn, e164, kind)
         await conn.execute(self.sql["notify_changes"], str(seq))
+        return seq
+
+    async def log_change(self, conn: asyncpg.Connection, e164: str, kind: str) -> int:
+        """Log a change in the caller's transaction; the caller sends the NOTIFY."""
+        seq: int = await conn.fetchval(self.sql["append_change"], e164, kind)
         return seq
 
     async def report_by_idempotency_key(self, key: str) -> StoredReport | None:

@@ -53,3 +53,15 @@ def test_documented_hashing_scheme() -> None:
     expected = {i * m + (h1 + i * h2) % m for i in range(number_filter.num_slices)}
     bits = number_filter.bloom.bitarray
     assert {i for i in range(len(bits)) if bits[i]} == expected
+
+
+def test_inline_membership_agrees_with_pybloom_live() -> None:
+    """The lookup's inline bit test answers exactly as the library's own membership."""
+    number_filter = NumberFilter(5_000, 0.01)
+    for number in numbers(5_000):
+        number_filter.add(number)
+    probes = numbers(5_000) + numbers(20_000, start=2_000_000)
+    answers = [number in number_filter for number in probes]
+    assert answers == [number in number_filter.bloom for number in probes]
+    assert any(answers[5_000:])  # some false positives, so both branches are compared
+    assert not all(answers[5_000:])
