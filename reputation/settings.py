@@ -86,7 +86,7 @@ class Settings:
     )
     event_loop: str = setting(
         "uvloop",
-        "event loop of serve: uvloop (about 8% less CPU per request, measured) or asyncio",
+        "event loop of serve: uvloop (about 8 per cent less CPU per request, measured) or asyncio",
     )
     auth: bool = setting(
         True,
