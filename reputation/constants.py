@@ -129,6 +129,10 @@ RANGE_PREFIX_LENGTHS = (3, 4, 5)
 # this many listed numbers on average: "a few dozen".
 RANGE_MIN_ENTRIES = 32
 
+# Bytes of encoded range answers (3- and 4-character prefixes) a node keeps ready:
+# about a thousand 3-character answers at a million listed numbers.
+RANGE_CACHE_BYTES = 48 * 1024 * 1024
+
 # Rows read from PostgreSQL (and written to the client) per chunk of an export.
 EXPORT_BATCH_ROWS = 2000
 

@@ -26,12 +26,13 @@ import hashlib
 import json
 import logging
 import time
+from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import asyncpg
 
-from reputation.constants import RANGE_MIN_ENTRIES, RANGE_PREFIX_LENGTHS
+from reputation.constants import RANGE_CACHE_BYTES, RANGE_MIN_ENTRIES, RANGE_PREFIX_LENGTHS
 from reputation.listing import ListEntry, ListVersion, list_entry
 from reputation.records import NumberRecord
 from reputation.store import Store, list_entry_from_row
@@ -42,6 +43,8 @@ logger = logging.getLogger(__name__)
 SLOT_HEX = max(RANGE_PREFIX_LENGTHS)
 _SLOT_BITS = 4 * SLOT_HEX
 _SLOTS = 1 << _SLOT_BITS
+# A slot is the first 20 bits of the digest's first 3 bytes.
+_SLOT_SHIFT = 24 - _SLOT_BITS
 _DIGEST_BYTES = 32
 # A stored entry: its 32-byte digest, then the 2-byte id of its published view.
 _RECORD = _DIGEST_BYTES + 2
@@ -98,13 +101,18 @@ class RangeIndex:
     Each non-empty slot (one per 5-hex prefix) is one ``bytes`` object of
     fixed-size records sorted by digest; the views (verdict, category, rounded
     counts) are interned, since only a few hundred distinct ones exist.
+    Answers for 3- and 4-character prefixes (hundreds of entries to encode)
+    are kept, up to ``RANGE_CACHE_BYTES``, until a number of theirs changes.
     """
 
     def __init__(self) -> None:
         self._slots: list[bytes | None] = [None] * _SLOTS
         self._views: list[View] = []
         self._view_ids: dict[View, int] = {}
-        self._entries_json: dict[int, bytes] = {}
+        # The JSON members after the suffix, by view id as 4 hex characters.
+        self._view_json: dict[str, str] = {}
+        self._answers: OrderedDict[str, RangeAnswer] = OrderedDict()
+        self._answer_bytes = 0
         self.count = 0
 
     def __len__(self) -> int:
@@ -113,7 +121,7 @@ class RangeIndex:
     def apply(self, e164: str, entry: ListEntry | None) -> None:
         """Make the index say what the list says now about ``e164`` (``None``: not listed)."""
         digest = number_hash(e164)
-        slot = int.from_bytes(digest[:4], "big") >> (32 - _SLOT_BITS)
+        slot = _slot_of(digest)
         records = self._slots[slot] or b""
         kept = [
             records[i : i + _RECORD]
@@ -122,48 +130,82 @@ class RangeIndex:
         ]
         self.count -= len(records) // _RECORD - len(kept)
         if entry is not None:
-            kept.append(digest + self._view_id(entry).to_bytes(2, "big"))
+            kept.append(digest + self._view_id(entry))
             kept.sort()
             self.count += 1
         self._slots[slot] = b"".join(kept) if kept else None
+        hex_slot = f"{slot:0{SLOT_HEX}x}"
+        for length in RANGE_PREFIX_LENGTHS:
+            self._forget(hex_slot[:length])
 
     def load(self, entries: Iterable[ListEntry]) -> None:
+        """Add many numbers at once (start-up): each slot is packed once, not once per number."""
+        sha256, view_ids = hashlib.sha256, self._view_ids
+        grouped: defaultdict[int, list[bytes]] = defaultdict(list)
         for entry in entries:
-            self.apply(entry.e164, entry)
+            view = (entry.verdict, entry.category, entry.reports, entry.reporters)
+            found = view_ids.get(view)
+            view_id = found.to_bytes(2, "big") if found is not None else self._view_id(entry)
+            digest = sha256(entry.e164.encode()).digest()
+            grouped[int.from_bytes(digest[:3], "big") >> _SLOT_SHIFT].append(digest + view_id)
+        slots = self._slots
+        for slot, added in grouped.items():
+            records = slots[slot]
+            if records is None and len(added) == 1:
+                slots[slot] = added[0]  # most slots: one number, nothing to merge
+                self.count += 1
+                continue
+            merged = {record[:_DIGEST_BYTES]: record for record in _split(records)}
+            before = len(merged)
+            merged.update((record[:_DIGEST_BYTES], record) for record in added)
+            self.count += len(merged) - before
+            slots[slot] = b"".join(sorted(merged.values()))
+        self._answers.clear()
+        self._answer_bytes = 0
 
-    def _view_id(self, entry: ListEntry) -> int:
+    def _view_id(self, entry: ListEntry) -> bytes:
         view: View = (entry.verdict, entry.category, entry.reports, entry.reporters)
         found = self._view_ids.get(view)
         if found is None:
             found = self._view_ids[view] = len(self._views)
             self._views.append(view)
-        return found
-
-    def _view_json(self, view_id: int) -> bytes:
-        """The JSON members of a view after the suffix, encoded once."""
-        encoded = self._entries_json.get(view_id)
-        if encoded is None:
-            verdict, category, reports, reporters = self._views[view_id]
-            category_json = json.dumps(category, ensure_ascii=False)
-            encoded = (
-                f'"verdict":"{verdict}","category":{category_json},'
+            verdict, category, reports, reporters = view
+            self._view_json[f"{found:04x}"] = (
+                f'"verdict":"{verdict}","category":{json.dumps(category, ensure_ascii=False)},'
                 f'"reports":{reports},"reporters":{reporters}}}'
-            ).encode()
-            self._entries_json[view_id] = encoded
-        return encoded
+            )
+        return found.to_bytes(2, "big")
 
     def answer(self, prefix: str) -> RangeAnswer:
         """Every listed number whose hash starts with ``prefix`` (3 to 5 lowercase hex)."""
+        cached = self._answers.get(prefix)
+        if cached is not None:
+            self._answers.move_to_end(prefix)
+            return cached
+        answer = self._encode(prefix)
+        if len(prefix) < SLOT_HEX:
+            self._answers[prefix] = answer
+            self._answer_bytes += len(answer.body)
+            while self._answer_bytes > RANGE_CACHE_BYTES:
+                self._forget(next(iter(self._answers)))
+        return answer
+
+    def _forget(self, prefix: str) -> None:
+        dropped = self._answers.pop(prefix, None)
+        if dropped is not None:
+            self._answer_bytes -= len(dropped.body)
+
+    def _encode(self, prefix: str) -> RangeAnswer:
         shift = 4 * (SLOT_HEX - len(prefix))
         first = int(prefix, 16) << shift
-        records = b"".join(s for s in self._slots[first : first + (1 << shift)] if s)
-        parts = []
-        for i in range(0, len(records), _RECORD):
-            suffix = records[i : i + _DIGEST_BYTES].hex()[len(prefix) :]
-            view_id = int.from_bytes(records[i + _DIGEST_BYTES : i + _RECORD], "big")
-            parts.append(b'{"suffix":"' + suffix.encode() + b'",' + self._view_json(view_id))
-        entries = b",".join(parts)
-        unpadded = b'{"prefix":"%s","entries":[%s],"padding":"' % (prefix.encode(), entries)
+        # One hex string for every record: 64 characters of digest, 4 of view id.
+        records = b"".join(s for s in self._slots[first : first + (1 << shift)] if s).hex()
+        start, views = len(prefix), self._view_json
+        parts = [
+            f'{{"suffix":"{records[i + start : i + 64]}",{views[records[i + 64 : i + 68]]}'
+            for i in range(0, len(records), 2 * _RECORD)
+        ]
+        unpadded = f'{{"prefix":"{prefix}","entries":[{",".join(parts)}],"padding":"'.encode()
         room = size_class(len(parts))
         while padded_size(len(prefix), room) < len(unpadded) + len(_BODY_END):
             room *= 2  # entries longer than foreseen (a new category): the next size class
@@ -171,6 +213,16 @@ class RangeIndex:
         body = unpadded + padding(target - len(unpadded) - len(_BODY_END)) + _BODY_END
         etag = hashlib.sha256(body).hexdigest()[:32]
         return RangeAnswer(body, etag, len(parts))
+
+
+def _slot_of(digest: bytes) -> int:
+    return int.from_bytes(digest[:3], "big") >> _SLOT_SHIFT
+
+
+def _split(records: bytes | None) -> list[bytes]:
+    if records is None:
+        return []
+    return [records[i : i + _RECORD] for i in range(0, len(records), _RECORD)]
 
 
 _BODY_END = b'"}'
@@ -245,8 +297,7 @@ class RangeKeeper:
         index = RangeIndex()
         async with self.store.list_export(None) as export:
             async for rows in export.batches(LOAD_BATCH_ROWS):
-                for row in rows:
-                    index.apply(row["e164"], list_entry_from_row(row))
+                index.load(list_entry_from_row(row) for row in rows)
             version = export.version
         self.index, self.version = index, ListVersion.parse(version)
         logger.info(

@@ -121,3 +121,35 @@ def test_prefixes_are_3_to_5_hex_characters(text: str, prefix: str | None) -> No
 )
 def test_recommended_prefix_keeps_a_few_dozen_entries_per_range(listed: int, length: int) -> None:
     assert recommended_prefix_length(listed) == length
+
+
+def test_loading_at_once_equals_applying_one_by_one() -> None:
+    rng = random.Random(5)
+    first = {e164: entry(e164, rng) for e164 in numbers(5000, seed=6)}
+    later = {e164: entry(e164, rng) for e164 in [*list(first)[:1000], *numbers(3000, seed=7)]}
+    one_by_one, at_once = RangeIndex(), RangeIndex()
+    for batch in (first, later):
+        for e164, listed in batch.items():
+            one_by_one.apply(e164, listed)
+        at_once.load([*batch.values(), *list(batch.values())[:10]])  # repeats: the last wins
+    assert len(at_once) == len(one_by_one) == len(first | later)
+    for prefix in {sha(e164)[:3] for e164 in first | later}:
+        assert at_once.answer(prefix) == one_by_one.answer(prefix)
+
+
+def test_kept_answers_follow_every_change() -> None:
+    rng = random.Random(8)
+    index = RangeIndex()
+    index.load(entry(e164, rng) for e164 in numbers(2000, seed=9))
+    e164 = numbers(1, seed=10)[0]
+    prefixes = [sha(e164)[:length] for length in (3, 4, 5)]
+    before = [index.answer(prefix) for prefix in prefixes]
+    assert [index.answer(prefix) for prefix in prefixes] == before  # served again as kept
+    index.apply(e164, ListEntry(e164, "block", "scam", 5, 5))
+    after = [decode(index, prefix)["entries"] for prefix in prefixes]
+    for found, length in zip(after, (3, 4, 5), strict=True):
+        assert isinstance(found, list)
+        assert sha(e164)[length:] in [f["suffix"] for f in found]
+    index.load([ListEntry(e164, "warn", "scam", 5, 5)])
+    assert {f["verdict"] for f in decode(index, prefixes[0])["entries"]  # type: ignore[union-attr]
+            if f["suffix"] == sha(e164)[3:]} == {"warn"}  # fmt: skip
