@@ -11,7 +11,16 @@ import asyncpg
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from reputation import apipage, lists_api, openapi, sms_intake, statuspage
+from reputation import (
+    apipage,
+    appeals,
+    lists_api,
+    openapi,
+    protected,
+    review,
+    sms_intake,
+    statuspage,
+)
 from reputation.appkeys import FEED, GUARD, HEALTH, LOOKUPS, METRICS, SETTINGS, STORE
 from reputation.attestation import call_attestation
 from reputation.auth import public, requires
@@ -273,3 +282,13 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/docs", apipage.get_api_page)
     app.router.add_post("/v1/sms/inbound", sms_intake.post_sms_inbound)
     app.router.add_get("/", statuspage.get_status_page)
+    app.router.add_get("/v1/numbers", review.get_queue)
+    app.router.add_put("/v1/numbers/{number}/status", review.put_status)
+    app.router.add_get("/v1/numbers/{number}/history", review.get_history)
+    app.router.add_get("/v1/numbers/{number}/reports", review.get_reports)
+    app.router.add_post("/v1/appeals", appeals.post_appeal)
+    app.router.add_get("/v1/appeals", appeals.get_appeals)
+    app.router.add_put(r"/v1/appeals/{id:\d{1,20}}", appeals.put_appeal)
+    app.router.add_get("/v1/protected", protected.get_protected)
+    app.router.add_put("/v1/protected/{number}", protected.put_protected)
+    app.router.add_delete("/v1/protected/{number}", protected.delete_protected)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import getpass
 import gzip
 import json
 import logging
@@ -32,6 +33,7 @@ from reputation.logs import ACCESS_LOGGERS, setup_logging
 from reputation.lookup import Answer, answer_body
 from reputation.migrate import migrate
 from reputation.normalize import normalize
+from reputation.protected import ProtectedListError, read_protected_csv
 from reputation.reports import parse_report
 from reputation.settings import Settings, env_name, parse_value, value_type
 from reputation.store import Store, create_pool
@@ -157,6 +159,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     revoke.add_argument("id", type=int, help="the key's id (from `reputation keys list`)")
     add_settings_flags(revoke)
+
+    protected = commands.add_parser(
+        "protected", help="load and list protected numbers (never blocked by reports)"
+    )
+    protected_commands = protected.add_subparsers(
+        dest="protected_command", required=True, metavar="ACTION"
+    )
+    load = protected_commands.add_parser(
+        "load",
+        help="protect the numbers of a CSV file (number,name[,note]; UTF-8), all or none",
+    )
+    load.add_argument("file", help="the CSV file ('-': standard input)")
+    load.add_argument(
+        "--replace", action="store_true", help="also stop protecting numbers missing from the file"
+    )
+    add_settings_flags(load)
+    protected_list = protected_commands.add_parser("list", help="print the protected numbers")
+    add_settings_flags(protected_list)
     return parser
 
 
@@ -172,7 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             serve(settings)
             return 0
-        command = args.command if args.command != "keys" else f"keys {args.keys_command}"
+        action = getattr(args, f"{args.command}_command", None)
+        command = f"{args.command} {action}" if action else args.command
         return asyncio.run(COMMANDS[command](settings, args))
     except ReputationError as exc:
         print(json.dumps({"error": exc.to_dict()}, ensure_ascii=False), file=sys.stderr)
@@ -382,6 +403,47 @@ def open_output(path: Path) -> Iterator[TextIO]:
             yield plain
 
 
+def read_protected_file(name: str, region: str) -> list[tuple[str, str, str | None]]:
+    """The entries of a protected-numbers CSV file ('-': standard input)."""
+    if name == "-":
+        return read_protected_csv(sys.stdin, region)
+    with open(name, encoding="utf-8-sig", newline="") as lines:
+        return read_protected_csv(lines, region)
+
+
+async def run_protected_load(settings: Settings, args: argparse.Namespace) -> int:
+    """Load a protected-numbers file in one transaction; a bad line changes nothing."""
+    try:
+        entries = read_protected_file(args.file, settings.region)
+    except OSError as exc:
+        print(f"reputation: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return 1
+    except UnicodeDecodeError:
+        print(f"reputation: {args.file} is not UTF-8 text", file=sys.stderr)
+        return 1
+    except ProtectedListError as exc:
+        for error in exc.errors:
+            line = {"line": error.line, "code": error.code, "message": error.message}
+            print(json.dumps({"error": line}, ensure_ascii=False), file=sys.stderr)
+        print(f"reputation: {exc}; nothing was changed", file=sys.stderr)
+        return 1
+    actor = f"cli:{getpass.getuser()}"
+    async with open_store(settings) as store:
+        counts = await store.load_protected(entries, actor, replace=args.replace)
+    print(json.dumps(counts))
+    return 0
+
+
+async def run_protected_list(settings: Settings, args: argparse.Namespace) -> int:
+    async with open_store(settings) as store:
+        after = None
+        while page := await store.protected_numbers(after, 1000):
+            for entry in page:
+                print(json.dumps(entry.to_json(), ensure_ascii=False))
+            after = page[-1].e164
+    return 0
+
+
 COMMANDS = {
     "migrate": run_migrate,
     "lookup": run_lookup,
@@ -391,4 +453,6 @@ COMMANDS = {
     "keys create": run_keys_create,
     "keys list": run_keys_list,
     "keys revoke": run_keys_revoke,
+    "protected load": run_protected_load,
+    "protected list": run_protected_list,
 }

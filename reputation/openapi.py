@@ -24,12 +24,19 @@ from reputation.auth import public
 from reputation.constants import (
     CATEGORIES,
     CHANNELS,
+    DEFAULT_PAGE_SIZE,
     MAX_BATCH_NUMBERS,
+    MAX_CONTACT_CHARS,
     MAX_CONTENT_CHARS,
     MAX_IDEMPOTENCY_KEY_CHARS,
     MAX_MESSAGE_ID_CHARS,
+    MAX_NAME_CHARS,
+    MAX_NOTE_CHARS,
+    MAX_PAGE_SIZE,
+    MAX_REASON_CHARS,
     RANGE_MIN_ENTRIES,
     RANGE_PREFIX_LENGTHS,
+    STATUSES,
 )
 from reputation.normalize import MAX_INPUT_CHARS
 from reputation.sms import KEYWORDS, SMS_ERRORS
@@ -61,6 +68,13 @@ ERROR_CODES = (
     "invalid_idempotency_key",
     "invalid_attestation",
     "invalid_verstat",
+    "invalid_status",
+    "invalid_order",
+    "invalid_verdict",
+    "invalid_appeal",
+    "invalid_limit",
+    "invalid_cursor",
+    "text_too_long",
     # Other statuses.
     "not_found",
     "method_not_allowed",
@@ -967,6 +981,484 @@ LIST_PATHS: dict[str, Schema] = {
     },
 }
 
+# --- Analysts: review queue, statuses and audit trail; appeals; protected numbers ---
+
+TIMESTAMP: Schema = {"type": "string", "format": "date-time"}
+NEXT_CURSOR: Schema = nullable(
+    {
+        "type": "string",
+        "description": "Pass it back as ?cursor= for the next page; null on the last page.",
+    }
+)
+
+SCHEMAS.update(
+    {
+        "NumberStatus": {
+            "type": "string",
+            "enum": list(STATUSES),
+            "description": "reported (automatic), confirmed (block), cleared (allow until new "
+            "people report it), allowlisted (never blocked).",
+        },
+        "StatusRequest": {
+            "type": "object",
+            "required": ["status", "note"],
+            "properties": {
+                "status": ref("NumberStatus"),
+                "note": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": MAX_NOTE_CHARS,
+                    "description": "Why: kept in the audit trail.",
+                },
+            },
+        },
+        "AuditEntry": {
+            "type": "object",
+            "description": "Who changed what about a number, when, from what, to what, why.",
+            "required": ["id", "number", "action", "actor", "from", "to", "note", "at"],
+            "additionalProperties": False,
+            "properties": {
+                "id": {"type": "integer", "minimum": 1},
+                "number": ref("E164"),
+                "action": {"type": "string", "enum": ["status", "protect", "unprotect", "appeal"]},
+                "actor": {"type": "string", "description": "The API key's name (or cli:USER)."},
+                "from": nullable({"type": "string"}),
+                "to": nullable({"type": "string"}),
+                "note": nullable({"type": "string"}),
+                "at": TIMESTAMP,
+            },
+        },
+        "StatusAnswer": {
+            "type": "object",
+            "required": ["number", "change"],
+            "additionalProperties": False,
+            "properties": {"number": ref("NumberAnswer"), "change": ref("AuditEntry")},
+        },
+        "History": {
+            "type": "object",
+            "required": ["number", "history", "next_cursor"],
+            "additionalProperties": False,
+            "properties": {
+                "number": ref("E164"),
+                "history": {"type": "array", "items": ref("AuditEntry")},
+                "next_cursor": NEXT_CURSOR,
+            },
+        },
+        "ListedReport": {
+            "type": "object",
+            "required": [
+                "id",
+                "reporter",
+                "reporter_id",
+                "channel",
+                "category",
+                "content",
+                "received_at",
+                "counted",
+            ],
+            "additionalProperties": False,
+            "properties": {
+                "id": {"type": "integer", "minimum": 1},
+                "reporter": nullable(
+                    {"type": "string", "description": "Masked: '+84 98x xxx x01'; null: anonymous."}
+                ),
+                "reporter_id": {
+                    "type": "string",
+                    "description": "A pseudonym: the same for every report of one reporter.",
+                },
+                "channel": ref("Channel"),
+                "category": ref("Category"),
+                "content": nullable({"type": "string", "maxLength": MAX_CONTENT_CHARS}),
+                "received_at": TIMESTAMP,
+                "counted": {
+                    "type": "boolean",
+                    "description": "It added to the evidence (a new or renewed reporter within "
+                    "the daily cap); otherwise it was only kept.",
+                },
+            },
+        },
+        "ReportListing": {
+            "type": "object",
+            "required": ["number", "reports", "next_cursor"],
+            "additionalProperties": False,
+            "properties": {
+                "number": ref("E164"),
+                "reports": {"type": "array", "items": ref("ListedReport")},
+                "next_cursor": NEXT_CURSOR,
+            },
+        },
+        "QueueEntry": {
+            **SCHEMAS["NumberAnswer"],
+            "description": "A number in the review queue: its answer now, and its open appeal.",
+            "required": [*SCHEMAS["NumberAnswer"]["required"], "open_appeal_id"],
+            "properties": {
+                **SCHEMAS["NumberAnswer"]["properties"],
+                "open_appeal_id": nullable({"type": "integer", "minimum": 1}),
+            },
+        },
+        "Queue": {
+            "type": "object",
+            "required": ["numbers", "next_cursor"],
+            "additionalProperties": False,
+            "properties": {
+                "numbers": {"type": "array", "items": ref("QueueEntry")},
+                "next_cursor": NEXT_CURSOR,
+            },
+        },
+        "AppealRequest": {
+            "type": "object",
+            "required": ["number", "contact", "reason"],
+            "properties": {
+                "number": ref("WrittenNumber"),
+                "contact": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": MAX_CONTACT_CHARS,
+                    "description": "How an analyst can reach the owner (phone, e-mail).",
+                },
+                "reason": {"type": "string", "minLength": 1, "maxLength": MAX_REASON_CHARS},
+            },
+        },
+        "Appeal": {
+            "type": "object",
+            "required": [
+                "id",
+                "number",
+                "contact",
+                "reason",
+                "status",
+                "submitted_by",
+                "created_at",
+                "resolved_by",
+                "resolved_at",
+                "resolution_note",
+            ],
+            "additionalProperties": False,
+            "properties": {
+                "id": {"type": "integer", "minimum": 1},
+                "number": ref("E164"),
+                "contact": {"type": "string"},
+                "reason": {"type": "string"},
+                "status": {"type": "string", "enum": ["open", "accepted", "rejected"]},
+                "submitted_by": {"type": "string"},
+                "created_at": TIMESTAMP,
+                "resolved_by": nullable({"type": "string"}),
+                "resolved_at": nullable(TIMESTAMP),
+                "resolution_note": nullable({"type": "string"}),
+            },
+        },
+        "AppealAnswer": {
+            "type": "object",
+            "required": ["appeal"],
+            "additionalProperties": False,
+            "properties": {"appeal": ref("Appeal")},
+        },
+        "AppealList": {
+            "type": "object",
+            "required": ["appeals", "next_cursor"],
+            "additionalProperties": False,
+            "properties": {
+                "appeals": {"type": "array", "items": ref("Appeal")},
+                "next_cursor": NEXT_CURSOR,
+            },
+        },
+        "AppealDecision": {
+            "type": "object",
+            "required": ["status", "note"],
+            "properties": {
+                "status": {"type": "string", "enum": ["accepted", "rejected"]},
+                "note": {"type": "string", "minLength": 1, "maxLength": MAX_NOTE_CHARS},
+            },
+        },
+        "AppealDecisionAnswer": {
+            "type": "object",
+            "required": ["appeal", "number", "change"],
+            "additionalProperties": False,
+            "properties": {
+                "appeal": ref("Appeal"),
+                "number": nullable(ref("NumberAnswer")),
+                "change": nullable(ref("AuditEntry")),
+            },
+        },
+        "ProtectedRequest": {
+            "type": "object",
+            "required": ["name"],
+            "properties": {
+                "name": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": MAX_NAME_CHARS,
+                    "description": "Whose line it is ('Công an TP Hà Nội', 'Vietcombank').",
+                },
+                "note": nullable({"type": "string", "maxLength": MAX_NOTE_CHARS}),
+            },
+        },
+        "ProtectedNumber": {
+            "type": "object",
+            "required": ["number", "name", "note", "updated_by", "updated_at"],
+            "additionalProperties": False,
+            "properties": {
+                "number": ref("E164"),
+                "name": {"type": "string"},
+                "note": nullable({"type": "string"}),
+                "updated_by": {"type": "string"},
+                "updated_at": TIMESTAMP,
+            },
+        },
+        "ProtectedAnswer": {
+            "type": "object",
+            "required": ["protected"],
+            "additionalProperties": False,
+            "properties": {"protected": ref("ProtectedNumber")},
+        },
+        "ProtectedList": {
+            "type": "object",
+            "required": ["protected", "next_cursor"],
+            "additionalProperties": False,
+            "properties": {
+                "protected": {"type": "array", "items": ref("ProtectedNumber")},
+                "next_cursor": NEXT_CURSOR,
+            },
+        },
+    }
+)
+
+
+def query_parameter(name: str, description: str, schema: Schema) -> Schema:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+    }
+
+
+PAGE_PARAMETERS = [
+    query_parameter(
+        "limit",
+        f"Items per page, 1 to {MAX_PAGE_SIZE} (default {DEFAULT_PAGE_SIZE}).",
+        {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE},
+    ),
+    query_parameter("cursor", "The next_cursor of the previous page.", {"type": "string"}),
+]
+PAGE_ERRORS = "invalid_limit, invalid_cursor"
+
+REVIEW_PATHS: dict[str, Schema] = {
+    "/v1/numbers": {
+        "get": operation(
+            "reviewQueue",
+            "The review queue",
+            "Numbers for analysts, filtered and ordered, keyset-paginated (a page costs the "
+            "same however deep it is; numbers added meanwhile never shift later pages).",
+            tag="analysts",
+            roles=("analyst",),
+            parameters=[
+                query_parameter("status", "Only numbers in this status.", ref("NumberStatus")),
+                query_parameter(
+                    "category", "Only numbers reported at least once in it.", ref("Category")
+                ),
+                query_parameter(
+                    "verdict", "Only numbers with this stored verdict.", ref("Verdict")
+                ),
+                query_parameter(
+                    "appeal", "open: only numbers with an open appeal.", {"enum": ["open"]}
+                ),
+                query_parameter(
+                    "order",
+                    "recent (last report first, default), reporters (most distinct reporters "
+                    "first) or heat (most active now first).",
+                    {"enum": ["recent", "reporters", "heat"]},
+                ),
+                *PAGE_PARAMETERS,
+            ],
+            responses={
+                "200": json_response("One page.", ref("Queue")),
+                **errors(
+                    e400="invalid_status, invalid_category, invalid_verdict, invalid_appeal, "
+                    f"invalid_order, {PAGE_ERRORS}."
+                ),
+            },
+        )
+    },
+    "/v1/numbers/{number}/status": {
+        "put": operation(
+            "setStatus",
+            "Decide a number's status",
+            "confirmed: always block; cleared: allow until people who had not reported it "
+            "before report it; allowlisted: never blocked (reports still kept); reported: back "
+            "to the evidence. Audited (who, when, from, to, why) and sent to every node.",
+            tag="analysts",
+            roles=("analyst",),
+            parameters=[NUMBER_PARAMETER],
+            request=json_request("StatusRequest"),
+            responses={
+                "200": json_response("The number now, and the audit entry.", ref("StatusAnswer")),
+                **errors(
+                    e400=NUMBER_ERRORS.removesuffix(".") + "; invalid_json, missing_field, "
+                    "invalid_field, invalid_status, text_too_long."
+                ),
+            },
+        )
+    },
+    "/v1/numbers/{number}/history": {
+        "get": operation(
+            "numberHistory",
+            "The audit trail of a number",
+            "Status changes, protection changes and appeals, oldest first.",
+            tag="analysts",
+            roles=("analyst",),
+            parameters=[NUMBER_PARAMETER, *PAGE_PARAMETERS],
+            responses={
+                "200": json_response("One page.", ref("History")),
+                **errors(e400=NUMBER_ERRORS.removesuffix(".") + f"; {PAGE_ERRORS}."),
+            },
+        )
+    },
+    "/v1/numbers/{number}/reports": {
+        "get": operation(
+            "numberReports",
+            "The reports behind a verdict",
+            "Newest first; reporters masked, with a pseudonym per reporter.",
+            tag="analysts",
+            roles=("analyst",),
+            parameters=[NUMBER_PARAMETER, *PAGE_PARAMETERS],
+            responses={
+                "200": json_response("One page.", ref("ReportListing")),
+                **errors(e400=NUMBER_ERRORS.removesuffix(".") + f"; {PAGE_ERRORS}."),
+            },
+        )
+    },
+}
+
+APPEAL_PATHS: dict[str, Schema] = {
+    "/v1/appeals": {
+        "post": operation(
+            "submitAppeal",
+            "Appeal a verdict",
+            "For the owner of a flagged number (the lookup's appeal_url leads here): no API "
+            "key, rate-limited per client address. One open appeal per number; the same "
+            "appeal again returns the open one (200).",
+            tag="appeals",
+            roles=None,
+            request=json_request("AppealRequest"),
+            responses={
+                "201": json_response("The appeal is open.", ref("AppealAnswer")),
+                "200": json_response("The same appeal was already open.", ref("AppealAnswer")),
+                **errors(
+                    e400=NUMBER_ERRORS.removesuffix(".") + " (with 'field'); invalid_json, "
+                    "invalid_field, missing_field, text_too_long.",
+                    e404="number_not_listed: nothing is known about the number.",
+                    e409="appeal_already_open: another appeal of this number is open.",
+                    e429="rate_limited: retry after Retry-After seconds.",
+                ),
+            },
+        ),
+        "get": operation(
+            "listAppeals",
+            "Appeals",
+            "Oldest first: the analysts' work list (?status=open).",
+            tag="appeals",
+            roles=("analyst",),
+            parameters=[
+                query_parameter(
+                    "status",
+                    "Only appeals in this state.",
+                    {"enum": ["open", "accepted", "rejected"]},
+                ),
+                *PAGE_PARAMETERS,
+            ],
+            responses={
+                "200": json_response("One page.", ref("AppealList")),
+                **errors(e400=f"invalid_status, {PAGE_ERRORS}."),
+            },
+        ),
+    },
+    "/v1/appeals/{id}": {
+        "put": operation(
+            "decideAppeal",
+            "Decide an appeal",
+            "accepted also clears the number (unless allowlisted), with its own audit entry.",
+            tag="appeals",
+            roles=("analyst",),
+            parameters=[
+                {
+                    "name": "id",
+                    "in": "path",
+                    "required": True,
+                    "description": "The appeal's id.",
+                    "schema": {"type": "integer", "minimum": 1},
+                }
+            ],
+            request=json_request("AppealDecision"),
+            responses={
+                "200": json_response("The appeal decided.", ref("AppealDecisionAnswer")),
+                **errors(
+                    e400="invalid_json, invalid_field, missing_field, invalid_status, "
+                    "text_too_long.",
+                    e404="appeal_not_found.",
+                    e409="appeal_resolved: it was already decided.",
+                ),
+            },
+        )
+    },
+}
+
+PROTECTED_PATHS: dict[str, Schema] = {
+    "/v1/protected": {
+        "get": operation(
+            "listProtected",
+            "Protected numbers",
+            "In number order. Reports never push these to block; a call showing one without "
+            "A attestation is answered as spoofed.",
+            tag="protected",
+            roles=("analyst",),
+            parameters=PAGE_PARAMETERS,
+            responses={
+                "200": json_response("One page.", ref("ProtectedList")),
+                **errors(e400=f"{PAGE_ERRORS}."),
+            },
+        )
+    },
+    "/v1/protected/{number}": {
+        "put": operation(
+            "protectNumber",
+            "Protect a number",
+            "Or change its name and note. Audited and sent to every node.",
+            tag="protected",
+            roles=("admin",),
+            parameters=[NUMBER_PARAMETER],
+            request=json_request("ProtectedRequest"),
+            responses={
+                "201": json_response("Now protected.", ref("ProtectedAnswer")),
+                "200": json_response(
+                    "Already protected; name and note as given.", ref("ProtectedAnswer")
+                ),
+                **errors(
+                    e400=NUMBER_ERRORS.removesuffix(".") + "; invalid_json, invalid_field, "
+                    "missing_field, text_too_long."
+                ),
+            },
+        ),
+        "delete": operation(
+            "unprotectNumber",
+            "Stop protecting a number",
+            'An optional JSON body {"note"} says why (kept in the audit trail).',
+            tag="protected",
+            roles=("admin",),
+            parameters=[NUMBER_PARAMETER],
+            responses={
+                "200": json_response("No longer protected.", ref("ProtectedAnswer")),
+                **errors(
+                    e400=NUMBER_ERRORS.removesuffix(".") + "; invalid_json, invalid_field, "
+                    "text_too_long.",
+                    e404="not_protected.",
+                ),
+            },
+        ),
+    },
+}
+
 # Every table of paths; a new concern adds its own table here.
 PATHS: tuple[dict[str, Schema], ...] = (
     LOOKUP_PATHS,
@@ -975,6 +1467,9 @@ PATHS: tuple[dict[str, Schema], ...] = (
     LIST_PATHS,
     OPERATIONS_PATHS,
     DOCUMENTATION_PATHS,
+    REVIEW_PATHS,
+    APPEAL_PATHS,
+    PROTECTED_PATHS,
 )
 
 TAGS = [
@@ -984,6 +1479,9 @@ TAGS = [
     {"name": "lists", "description": "Private lookups by hash prefix, and offline copies."},
     {"name": "operations", "description": "Health, readiness and metrics for operators."},
     {"name": "documentation", "description": "This description and the pages made from it."},
+    {"name": "analysts", "description": "Review queue, statuses, audit trail, reports."},
+    {"name": "appeals", "description": "Owners of flagged numbers asking for a review."},
+    {"name": "protected", "description": "Numbers reports never block; spoofing of them."},
 ]
 
 DESCRIPTION = """\

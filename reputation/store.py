@@ -922,10 +922,11 @@ class Store:
 
     async def resolve_appeal(
         self, appeal_id: int, decision: str, note: str, actor: str
-    ) -> tuple[Appeal, NumberRecord | None]:
+    ) -> tuple[Appeal, tuple[NumberRecord, AuditEntry] | None]:
         """Close an appeal; ``accepted`` also clears the number (unless allowlisted).
 
-        Returns the appeal and the number's new aggregate when its status moved.
+        Returns the appeal and, when the number's status moved, its new
+        aggregate with the audit entry of that change.
         """
         sql = self.sql
         now = self.clock()
@@ -943,12 +944,11 @@ class Store:
             await conn.execute(
                 sql["insert_audit"], current.e164, "appeal", actor, "open", decision, note, now
             )
-            record = None
+            cleared = None
             if decision == "accepted" and locked["status"] != "allowlisted":
                 why = f"appeal {appeal_id} accepted: {note}"
-                e164 = current.e164
-                record, _ = await self._change_status(conn, e164, "cleared", why, actor, now)
-        return Appeal.from_row(row), record
+                cleared = await self._change_status(conn, current.e164, "cleared", why, actor, now)
+        return Appeal.from_row(row), cleared
 
     async def appeals(self, status: str | None, after_id: int | None, limit: int) -> list[Appeal]:
         rows = await self.pool.fetch(
