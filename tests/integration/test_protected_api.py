@@ -19,7 +19,7 @@ from reputation.settings import Settings
 from tests.conftest import CreateApiKey, FakeClock, bearer, wait_ready
 from tests.integration.test_evidence_api import fetch, lookup, report, reporter_number
 from tests.integration.test_lifecycle import metric_value
-from tests.integration.test_review_api import history, set_status
+from tests.integration.test_review_api import history, new_key, set_status
 
 POLICE = "+842438221234"  # a landline shown by the "police are calling you" scam
 BANK = "+841900545415"
@@ -152,7 +152,7 @@ async def test_protected_list_management_and_roles(
         ("protect", "Vietcombank (hotline)"),
     ]  # the unchanged PUT left no trace
 
-    analyst = bearer(await create_api_key("analyst"))
+    analyst = bearer(await new_key(client, create_api_key, "analyst", "analyst"))
     assert (await client.get("/v1/protected", headers=analyst)).status == 200
     refused = await client.put(f"/v1/protected/{BANK}", json={"name": "x"}, headers=analyst)
     assert refused.status == 403

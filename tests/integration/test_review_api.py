@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -25,6 +26,15 @@ async def set_status(
     assert response.status == 200, await response.text()
     body: dict[str, Any] = await response.json()
     return body
+
+
+async def new_key(client: TestClient, create_api_key: CreateApiKey, role: str, name: str) -> str:
+    """A key of ``role``, once the running node knows it (keys reach nodes by NOTIFY)."""
+    key = await create_api_key(role, name)
+    async with asyncio.timeout(10):
+        while (await client.get("/v1/protected", headers=bearer(key))).status == 401:  # noqa: ASYNC110 (polls HTTP)
+            await asyncio.sleep(0.01)
+    return key
 
 
 async def history(client: TestClient, number: str) -> list[dict[str, Any]]:
@@ -129,8 +139,8 @@ async def test_an_unreported_number_can_be_confirmed(client: TestClient) -> None
 async def test_status_changes_are_made_by_analysts_only(
     client: TestClient, create_api_key: CreateApiKey
 ) -> None:
-    analyst = await create_api_key("analyst", "Lan (analyst)")
-    lookup_key = await create_api_key("lookup", "carrier switch")
+    analyst = await new_key(client, create_api_key, "analyst", "Lan (analyst)")
+    lookup_key = await new_key(client, create_api_key, "lookup", "carrier switch")
     body = await set_status(client, NUMBER, "confirmed", headers=bearer(analyst))
     assert body["change"]["actor"] == "Lan (analyst)"
     refused = await client.put(
