@@ -25,7 +25,6 @@ from datetime import UTC, date, datetime, timedelta
 from reputation.constants import HEAT_HALF_LIFE_DAYS
 
 SECONDS_PER_DAY = 86_400.0
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Weights below this are rounding noise left by a subtraction, not a reporter.
 _NEGLIGIBLE = 1e-9
 
@@ -40,7 +39,8 @@ def decay(since: datetime | None, now: datetime, half_life_days: float) -> float
     """How much of a weight of 1 at ``since`` is left at ``now`` (1 for a future ``since``)."""
     if since is None:
         return 0.0
-    return math.exp2(-max(0.0, days_between(since, now)) / half_life_days)
+    days = (now - since).total_seconds() / SECONDS_PER_DAY
+    return math.exp2(-days / half_life_days) if days > 0.0 else 1.0
 
 
 def weights_now(
@@ -92,8 +92,11 @@ def weights_from(
     return {c: w for c, w in weights.items() if w > _NEGLIGIBLE}
 
 
+_HEAT_SECONDS = HEAT_HALF_LIFE_DAYS * SECONDS_PER_DAY
+
+
 def _heat_units(moment: datetime) -> float:
-    return days_between(_EPOCH, moment) / HEAT_HALF_LIFE_DAYS
+    return moment.timestamp() / _HEAT_SECONDS
 
 
 def heat_key_after(heat_key: float, now: datetime) -> float:
@@ -109,7 +112,8 @@ def heat(heat_key: float, now: datetime) -> float:
     """Counted reports of recent days, each halving every ``HEAT_HALF_LIFE_DAYS``."""
     if heat_key == -math.inf:
         return 0.0
-    return math.exp2(min(heat_key - _heat_units(now), 64.0))
+    units = now.timestamp() / _HEAT_SECONDS
+    return math.exp2(min(heat_key - units, 64.0))
 
 
 def reporting_day(moment: datetime, utc_offset_hours: float) -> date:
