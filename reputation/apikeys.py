@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 KEY_PREFIX = "rep_"
 # What an API key can look like; anything else is refused before it is hashed.
 _KEY_SHAPE = re.compile(r"[A-Za-z0-9_\-]{16,128}")
+# Spellings of one key's header remembered ("Bearer k", "bearer k", ...).
+MAX_HEADER_SPELLINGS = 4
 # Characters of a key shown by `keys list` so that an operator can tell keys apart.
 SHOWN_KEY_CHARS = 8
 
@@ -100,17 +102,24 @@ class KeyRing(Generic[Known]):
     def __init__(self, build: Callable[[ApiKeyRecord], Known]) -> None:
         self.build = build
         self._by_hash: dict[bytes, Known] = {}
-        # Keys already hashed once, so the hot path is one dict lookup.
-        # Only valid keys enter it, so it is no bigger than the ring.
-        self._by_key: dict[str, Known] = {}
+        # Authorization headers already read once, so the hot path is one dict
+        # lookup. Only headers holding an active key enter it, a few at most per key.
+        self._by_header: dict[str, Known] = {}
         self.loaded = False
 
     def find(self, key: str) -> Known | None:
-        known = self._by_key.get(key)
-        if known is None and plausible_key(key):
-            known = self._by_hash.get(key_hash(key))
-            if known is not None:
-                self._by_key[key] = known
+        """The active key ``key``, if it is one."""
+        return self._by_hash.get(key_hash(key)) if plausible_key(key) else None
+
+    def find_header(self, header: str) -> Known | None:
+        """The active key of an ``Authorization: Bearer <key>`` header value, if any."""
+        known = self._by_header.get(header)
+        if known is None:
+            scheme, _, key = header.strip().partition(" ")
+            if scheme.lower() == "bearer":
+                known = self.find(key.strip())
+            if known is not None and len(self._by_header) < MAX_HEADER_SPELLINGS * (1 + len(self)):
+                self._by_header[header] = known
         return known
 
     def replace(self, records: Iterable[ApiKeyRecord], hashes: Iterable[bytes]) -> None:
@@ -118,7 +127,7 @@ class KeyRing(Generic[Known]):
         by_hash = {
             digest: self.build(record) for record, digest in zip(records, hashes, strict=True)
         }
-        self._by_hash, self._by_key = by_hash, {}
+        self._by_hash, self._by_header = by_hash, {}
         self.loaded = True
 
     def __len__(self) -> int:

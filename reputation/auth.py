@@ -32,7 +32,6 @@ from aiohttp.web_protocol import RequestPayloadError
 from reputation.apikeys import ApiKeyRecord, KeyRing
 from reputation.constants import (
     MAX_BODY_BYTES,
-    MAX_KEY_BUCKETS,
     MAX_REPORTER_BUCKETS,
     MAX_URL_CHARS,
     ROLES,
@@ -143,7 +142,8 @@ class Guard:
         self.role_rates.update(parse_role_rates(settings.rate_limits, ROLES))
         self.reporter_rate = parse_rate(settings.reporter_rate_limit)
         self.public_rate = parse_rate(settings.public_rate_limit)
-        self.key_limiter = Limiter(MAX_KEY_BUCKETS, clock)
+        # One bucket per active key: few, and only known keys get one.
+        self.key_limiter = Limiter(None, clock)
         self.reporter_limiter = Limiter(MAX_REPORTER_BUCKETS, clock)
         self.address_limiter = Limiter(MAX_REPORTER_BUCKETS, clock)
         self.gateway_secrets = gateway_secrets(settings.sms_gateway_secret)
@@ -167,8 +167,7 @@ class Guard:
         if header is None:
             self.metrics.auth_refused.labels("missing_api_key").inc()
             raise Unauthorized(headers={"WWW-Authenticate": "Bearer"})
-        scheme, _, key = header.strip().partition(" ")
-        known = self.ring.find(key.strip()) if scheme.lower() == "bearer" else None
+        known = self.ring.find_header(header)
         if known is None:
             self.metrics.auth_refused.labels("invalid_api_key").inc()
             raise Unauthorized(

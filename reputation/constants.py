@@ -56,9 +56,8 @@ MAX_HEADERS = 64
 # the answer before the connection closes, then hangs up.
 LINGER_SECONDS = 1.0
 
-# Rate-limit buckets a node keeps: one per API key (few), one per reporter number
-# or client address (many; the least recently used are forgotten past this).
-MAX_KEY_BUCKETS = 100_000
+# Rate-limit buckets a node keeps per reporter number or client address (many;
+# the least recently used are forgotten past this). API keys each have one.
 MAX_REPORTER_BUCKETS = 100_000
 
 # What an analyst can say about a number. "reported" is the automatic state.

@@ -109,10 +109,13 @@ class Limiter:
 
     Forgetting a bucket refills it, which only matters for a client that
     rotates through more than ``max_buckets`` identities; such a client is
-    held by its API key's own bucket.
+    held by its API key's own bucket. ``max_buckets=None``: keys are few
+    (API keys), nothing is forgotten and no use order is kept.
     """
 
-    def __init__(self, max_buckets: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, max_buckets: int | None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.max_buckets = max_buckets
         self.clock = clock
         self._buckets: OrderedDict[Hashable, TokenBucket] = OrderedDict()
@@ -123,9 +126,9 @@ class Limiter:
         bucket = self._buckets.get(key)
         if bucket is None:
             bucket = self._buckets[key] = TokenBucket(rate, now)
-            if len(self._buckets) > self.max_buckets:
+            if self.max_buckets is not None and len(self._buckets) > self.max_buckets:
                 self._buckets.popitem(last=False)
-        else:
+        elif self.max_buckets is not None:
             self._buckets.move_to_end(key)
         return bucket.take(cost, now)
 

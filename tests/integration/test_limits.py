@@ -37,16 +37,36 @@ async def start(
     return node
 
 
+def allowed_by_a_bucket(times: list[float], rate: float, burst: float) -> int:
+    """How many requests sent at ``times`` a token bucket lets through (the reference)."""
+    tokens, last, allowed = burst, times[0], 0
+    for moment in times:
+        tokens = min(burst, tokens + (moment - last) * rate)
+        last = moment
+        if tokens >= 1:
+            tokens -= 1
+            allowed += 1
+    return allowed
+
+
 async def test_rate_limit_answers_429_at_the_configured_rate(
     aiohttp_client: Callable[..., Any], settings: Settings, create_api_key: CreateApiKey
 ) -> None:
-    """A client going as fast as it can gets burst + rate x time, measured."""
+    """A client going as fast as it can gets the burst, then the rate, measured.
+
+    The count is compared with a reference bucket fed the same send times, so
+    that a pause of the shared machine (which lets tokens pile up to the burst
+    and no further) does not make the figure wrong; and it never exceeds the
+    burst plus the rate times the time taken.
+    """
     key = await create_api_key("lookup")
     node = await start(aiohttp_client, settings_with_auth(settings, rate_limits="lookup=50/s"))
     statuses: list[int] = []
+    sent: list[float] = []
     retry_afters: set[str] = set()
     started = time.monotonic()
-    while (elapsed := time.monotonic() - started) < 2.0:
+    while time.monotonic() - started < 2.0:
+        sent.append(time.monotonic())
         response = await node.get("/v1/numbers/0912345678", headers=bearer(key))
         statuses.append(response.status)
         if response.status == 429:
@@ -54,11 +74,14 @@ async def test_rate_limit_answers_429_at_the_configured_rate(
             assert (await response.json())["error"]["code"] == "rate_limited"
     allowed, limited = statuses.count(200), statuses.count(429)
     assert allowed + limited == len(statuses)
-    expected = 50 + 50 * elapsed  # the burst, then the rate
-    print(f"\n{len(statuses)} requests in {elapsed:.2f} s: {allowed} allowed, {limited} refused; "
-          f"configured 50/s + burst 50 -> {expected:.0f}")  # fmt: skip
+    elapsed = sent[-1] - sent[0]
+    reference = allowed_by_a_bucket(sent, rate=50, burst=50)
+    print(f"\n{len(statuses)} requests in {elapsed:.2f} s: {allowed} allowed "
+          f"({(allowed - 50) / elapsed:.1f}/s after the burst of 50; configured 50/s), "
+          f"{limited} refused; reference bucket: {reference}")  # fmt: skip
     assert limited > allowed  # the client really went faster than its rate
-    assert abs(allowed - expected) <= 3 + 0.03 * expected
+    assert allowed <= 50 + 50 * elapsed + 1
+    assert abs(allowed - reference) <= 3 + 0.03 * reference
     assert retry_afters == {"1"}
     exposition = await (await node.get("/metrics")).text()
     assert metric(exposition, 'reputation_rate_limited_total{key="1",role="lookup"}') == limited
@@ -68,7 +91,7 @@ async def test_a_lookup_key_walking_the_number_space_is_stopped_and_seen(
     aiohttp_client: Callable[..., Any], settings: Settings, create_api_key: CreateApiKey
 ) -> None:
     key = await create_api_key("lookup", "scraper")
-    node = await start(aiohttp_client, settings_with_auth(settings, rate_limits="lookup=200/min"))
+    node = await start(aiohttp_client, settings_with_auth(settings, rate_limits="lookup=200/h"))
     walked = 0
     for suffix in range(1000):
         response = await node.get(f"/v1/numbers/0912{suffix:06d}", headers=bearer(key))
@@ -76,7 +99,7 @@ async def test_a_lookup_key_walking_the_number_space_is_stopped_and_seen(
             break
         walked += 1
     assert walked == 200
-    assert int(response.headers["Retry-After"]) == 1  # one more number, a third of a second
+    assert 17 <= int(response.headers["Retry-After"]) <= 18  # one more number in 18 s
     # A batch is charged one per number: the walk cannot continue by batches.
     batch = await node.post(
         "/v1/lookups",
@@ -93,7 +116,7 @@ async def test_a_batch_costs_one_token_per_number(
 ) -> None:
     key = await create_api_key("lookup")
     big = await create_api_key("lookup", "big batch")
-    node = await start(aiohttp_client, settings_with_auth(settings, rate_limits="lookup=100/min"))
+    node = await start(aiohttp_client, settings_with_auth(settings, rate_limits="lookup=100/h"))
     numbers = [f"0912{i:06d}" for i in range(60)]
 
     async def batch() -> Any:
@@ -103,7 +126,7 @@ async def test_a_batch_costs_one_token_per_number(
     assert (await batch()).status == 200  # 40 left: goes through and owes 20
     third = await batch()
     assert third.status == 429
-    assert int(third.headers["Retry-After"]) == 13  # back to one token: 21 at 100/min
+    assert 740 <= int(third.headers["Retry-After"]) <= 756  # back to one token: 21 at 100/h
     # A batch bigger than the whole burst goes through too, and is paid for after.
     whole = [f"0914{i:06d}" for i in range(1000)]
     assert (
@@ -111,7 +134,7 @@ async def test_a_batch_costs_one_token_per_number(
     ).status == 200
     owed = await node.get("/v1/numbers/0912345678", headers=bearer(big))
     assert owed.status == 429
-    assert 500 <= int(owed.headers["Retry-After"]) <= 541  # 900 owed + 1 at 100/min
+    assert 32_000 <= int(owed.headers["Retry-After"]) <= 32_436  # 900 owed + 1 at 100/h
 
 
 async def test_each_key_has_its_own_bucket_and_may_have_its_own_rate(
@@ -119,9 +142,9 @@ async def test_each_key_has_its_own_bucket_and_may_have_its_own_rate(
 ) -> None:
     small = await create_api_key("lookup", "small")
     other = await create_api_key("lookup", "other")
-    carrier = await create_api_key("lookup", "carrier", rate="20/min")
+    carrier = await create_api_key("lookup", "carrier", rate="20/h")
     admin = await create_api_key("admin")
-    node = await start(aiohttp_client, settings_with_auth(settings, rate_limits="lookup=5/min"))
+    node = await start(aiohttp_client, settings_with_auth(settings, rate_limits="lookup=5/h"))
 
     async def allowed(key: str, count: int) -> int:
         statuses = [
