@@ -39,9 +39,27 @@ PROMISED_ROLES: dict[tuple[str, str], set[str]] = {
     ("POST", "/v1/lookups"): {"lookup", "analyst", "admin"},
     ("POST", "/v1/reports"): {"report", "analyst", "admin"},
     ("POST", "/v1/sms/inbound"): {"sms_gateway", "admin"},
+    ("GET", "/v1/ranges"): {"lookup", "analyst", "admin"},
+    ("GET", "/v1/ranges/{prefix}"): {"lookup", "analyst", "admin"},
+    ("GET", "/v1/export"): {"lookup", "analyst", "admin"},
+    ("GET", "/v1/bloom"): {"lookup", "analyst", "admin"},
+    ("GET", "/v1/numbers"): {"analyst", "admin"},
+    ("PUT", "/v1/numbers/{number}/status"): {"analyst", "admin"},
+    ("GET", "/v1/numbers/{number}/history"): {"analyst", "admin"},
+    ("GET", "/v1/numbers/{number}/reports"): {"analyst", "admin"},
+    ("GET", "/v1/appeals"): {"analyst", "admin"},
+    ("PUT", "/v1/appeals/{id}"): {"analyst", "admin"},
+    ("GET", "/v1/protected"): {"analyst", "admin"},
+    ("PUT", "/v1/protected/{number}"): {"admin"},
+    ("DELETE", "/v1/protected/{number}"): {"admin"},
+    # Public: the owner of a flagged number has no key (rate-limited per address).
+    ("POST", "/v1/appeals"): set(),
     ("GET", "/healthz"): set(),
     ("GET", "/readyz"): set(),
     ("GET", "/metrics"): set(),
+    ("GET", "/"): set(),
+    ("GET", "/openapi.json"): set(),
+    ("GET", "/docs"): set(),
 }
 AUTH_CODES = {"missing_api_key", "invalid_api_key", "forbidden"}
 
