@@ -37,9 +37,15 @@ class Sweeper:
         self.metrics = metrics
         self.interval = interval
         self.policy_checked = False
+        # One sweep at a time on this node (the timer's, or one asked for).
+        self._sweeping = asyncio.Lock()
 
     async def run_once(self) -> int:
         """One sweep; returns how many stored verdicts moved."""
+        async with self._sweeping:
+            return await self._sweep()
+
+    async def _sweep(self) -> int:
         await self.lookups.reload_protected()
         self.metrics.open_appeals.set(await self.store.count_open_appeals())
         moved = 0

@@ -282,6 +282,7 @@ FOR UPDATE SKIP LOCKED;
 
 -- numbers_after --
 -- A batch of numbers after $1, locked, to re-judge them all once the verdict settings change
+-- (a number a report holds is skipped: that report stores its verdict itself)
 SELECT e164, status, reports, reporters, categories, first_reported_at, last_reported_at,
        weights, weights_at, heat_key, verdict, verdict_changes_at,
        EXISTS (SELECT 1 FROM protected_numbers p WHERE p.e164 = numbers.e164) AS protected
@@ -289,7 +290,7 @@ FROM numbers
 WHERE e164 > $1
 ORDER BY e164
 LIMIT $2
-FOR UPDATE;
+FOR UPDATE SKIP LOCKED;
 
 -- try_sweep_lock --
 -- Let one node at a time sweep (held until the transaction ends)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import asyncpg
 from aiohttp.test_utils import TestClient
 
+from reputation.app import create_app
 from reputation.appkeys import SWEEPER
 from reputation.settings import Settings
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, wait_ready
 
 NUMBER = "+84912345678"
 
@@ -147,3 +149,29 @@ async def test_decay_with_a_fixed_clock(
     body = await lookup(client, NUMBER)
     assert (body["verdict"], body["reporters"], body["reports"]) == ("block", 10, 20)
     assert await stored() == ("block", ["report"] * 10 + ["decay", "decay"] + ["report"] * 10)
+
+
+async def test_changed_verdict_settings_rejudge_every_stored_verdict_once(
+    aiohttp_client: Any, settings: Settings, clock: FakeClock
+) -> None:
+    first = await aiohttp_client(create_app(settings, clock=clock))
+    await wait_ready(first)
+    for i in range(3):
+        await report(first, NUMBER, reporter_number(i))
+    await report(first, "+84987654321", reporter_number(0))
+    await first.app[SWEEPER].run_once()  # stores the policy in force
+    await first.close()
+
+    stricter = dataclasses.replace(settings, warn_threshold=3.5, block_threshold=12.0)
+    second = await aiohttp_client(create_app(stricter, clock=clock))
+    await wait_ready(second)
+    assert (await lookup(second, NUMBER))["verdict"] == "allow"  # judged afresh at once
+    assert await second.app[SWEEPER].run_once() in (0, 1)  # the start-up sweep may be first
+    rows = await fetch(settings, "SELECT e164, verdict FROM numbers ORDER BY e164")
+    assert [(r["e164"], r["verdict"]) for r in rows] == [
+        (NUMBER, "allow"),
+        ("+84987654321", "allow"),
+    ]
+    kinds = await fetch(settings, "SELECT e164, kind FROM changes WHERE kind = 'policy'")
+    assert [(k["e164"], k["kind"]) for k in kinds] == [(NUMBER, "policy")]
+    assert await second.app[SWEEPER].run_once() == 0  # once only

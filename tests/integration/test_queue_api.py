@@ -32,6 +32,7 @@ async def seed(settings: Settings, now: datetime) -> list[dict[str, Any]]:
                 "category": "spam_call" if i % 3 == 0 else "scam",
                 "last": now - timedelta(minutes=i % 500) if reported else None,
                 "heat_key": (2900.0 + (i % 250) / 8) if i % 7 else -math.inf,
+                "verdict": "block" if i % 37 >= 30 else ("warn" if i % 37 >= 10 else "allow"),
             }
         )
     conn = await asyncpg.connect(settings.database_url)
@@ -39,10 +40,10 @@ async def seed(settings: Settings, now: datetime) -> list[dict[str, Any]]:
         await conn.execute(
             """
             INSERT INTO numbers (e164, status, reporters, reports, categories,
-                                 last_reported_at, heat_key)
-            SELECT e, s, r, r, jsonb_build_object(c, r), l, h
+                                 last_reported_at, heat_key, verdict)
+            SELECT e, s, r, r, jsonb_build_object(c, r), l, h, v
             FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::timestamptz[],
-                        $6::float8[]) AS t(e, s, r, c, l, h)
+                        $6::float8[], $7::text[]) AS t(e, s, r, c, l, h, v)
             """,
             [r["e164"] for r in rows],
             [r["status"] for r in rows],
@@ -50,6 +51,7 @@ async def seed(settings: Settings, now: datetime) -> list[dict[str, Any]]:
             [r["category"] for r in rows],
             [r["last"] for r in rows],
             [r["heat_key"] for r in rows],
+            [r["verdict"] for r in rows],
         )
         await conn.execute("ANALYZE numbers")
     finally:
@@ -106,6 +108,7 @@ async def test_pages_through_10k_numbers_without_gaps_or_repeats(
         ({"status": "reported"}, lambda r: r["status"] == "reported"),
         ({"status": "cleared", "order": "heat"}, lambda r: r["status"] == "cleared"),
         ({"category": "spam_call", "order": "reporters"}, lambda r: r["category"] == "spam_call"),
+        ({"verdict": "block", "order": "heat"}, lambda r: r["verdict"] == "block"),
         (
             {"status": "confirmed", "category": "scam", "order": "reporters"},
             lambda r: r["status"] == "confirmed" and r["category"] == "scam",

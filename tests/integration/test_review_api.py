@@ -129,6 +129,24 @@ async def test_allowlisted_numbers_keep_their_reports_and_are_never_blocked(
     assert body["number"]["verdict"] == "block"
 
 
+async def test_history_pages_oldest_first(client: TestClient, clock: FakeClock) -> None:
+    sequence = ["confirmed", "cleared", "reported", "allowlisted", "confirmed"]
+    for status in sequence:
+        clock.advance(minutes=1)
+        await set_status(client, NUMBER, status, note=f"now {status}")
+    seen: list[dict[str, Any]] = []
+    cursor = None
+    for _ in range(3):
+        params = {"limit": "2", **({"cursor": cursor} if cursor else {})}
+        page = await (await client.get(f"/v1/numbers/{NUMBER}/history", params=params)).json()
+        seen += page["history"]
+        cursor = page["next_cursor"]
+    assert cursor is None
+    assert [e["to"] for e in seen] == sequence
+    assert [e["from"] for e in seen] == ["reported", *sequence[:-1]]
+    assert [e["at"] for e in seen] == sorted(e["at"] for e in seen)
+
+
 async def test_an_unreported_number_can_be_confirmed(client: TestClient) -> None:
     body = await set_status(client, "0987654321", "confirmed", note="police list 2026/11")
     assert body["number"]["verdict"] == "block"
