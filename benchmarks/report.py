@@ -28,6 +28,10 @@ MIN_REPORTS_PER_SECOND = 2000
 MAX_READY_SECONDS_10M = 30
 MAX_RSS_MIB_10M = 1024
 MAX_SCALE_DROP = 0.10
+# The floor's unloaded p99 on a quiet machine is about 200 µs; far above that,
+# the machine was busy and latency targets cannot be judged from the run.
+MAX_QUIET_FLOOR_P99_US = 1000
+_NOISY = "; not judged: the floor itself was slow, the machine was busy"
 
 _BUCKET = re.compile(r'^(\w+)_bucket\{le="([^"]+)"\} ([0-9.e+-]+)$', re.MULTILINE)
 
@@ -86,27 +90,29 @@ def _latency(part: dict[str, Any]) -> str:
 def table(results: dict[str, Any]) -> list[str]:
     lines = [
         "| workers | server | req/s | x floor | x DIY | sequential p50 / p99 / p99.9 (µs) "
-        "| open loop p50 / p99 / p99.9 (µs) | CPU µs/req | RSS MiB per worker |",
-        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| open loop p50 / p99 / p99.9 (µs) | CPU µs/req | x floor by CPU | RSS MiB per worker |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for workers, runs in results["runs"].items():
         floor = runs["floor"]["throughput"]["rps"]
         diy = runs["diy"]["throughput"]["rps"]
         rate = runs["floor"]["throughput"]["rps"] / 2
+        floor_cpu = runs["floor"]["throughput"]["cpu_us_per_request"]
         for name, run in runs.items():
             rps = run["throughput"]["rps"]
+            cpu = run["throughput"]["cpu_us_per_request"]
             lines.append(
                 f"| {workers} | {TARGETS_NAMES.get(name, name)} | {rps:,.0f} | {rps / floor:.2f} "
                 f"| {rps / diy:.2f} | {_latency(run['sequential'])} "
                 f"| {_latency(run['open_loop'])} @ {rate:,.0f}/s "
-                f"| {run['throughput']['cpu_us_per_request']:.0f} "
+                f"| {cpu:.0f} | {floor_cpu / cpu:.2f} "
                 f"| {', '.join(f'{r:.0f}' for r in run['rss_mib'])} |"
             )
     return lines
 
 
 def _verdict(met: bool | None) -> str:
-    return "n/a" if met is None else ("**met**" if met else "**not met**")
+    return "not judged" if met is None else ("**met**" if met else "**not met**")
 
 
 def targets(
@@ -118,13 +124,18 @@ def targets(
     for workers, run in runs.items():
         floor = run["floor"]["throughput"]["rps"]
         diy = run["diy"]["throughput"]["rps"]
+        floor_cpu = run["floor"]["throughput"]["cpu_us_per_request"]
         for name in ("unreported", "reported"):
             rps = run[name]["throughput"]["rps"]
+            by_cpu = floor_cpu / run[name]["throughput"]["cpu_us_per_request"]
+            # Both must reach the target: on a shared machine a starved floor run
+            # can flatter the throughput ratio, never the CPU each request costs.
             out.append(
                 (
                     f"{name}, {workers} worker(s): ≥ {MIN_SHARE_OF_FLOOR:.0%} of the floor",
-                    f"{rps:,.0f} req/s = {rps / floor:.0%} of {floor:,.0f}",
-                    rps / floor >= MIN_SHARE_OF_FLOOR,
+                    f"{rps:,.0f} req/s = {rps / floor:.0%} of {floor:,.0f}; "
+                    f"by CPU per request {by_cpu:.0%}",
+                    min(rps / floor, by_cpu) >= MIN_SHARE_OF_FLOOR,
                 )
             )
             out.append(
@@ -141,19 +152,27 @@ def targets(
                 (
                     f"{name}, {workers} worker(s): sequential p99 ≤ floor p99 + "
                     f"{MAX_SEQUENTIAL_P99_OVER_FLOOR_US} µs",
-                    f"{p99:.0f} µs vs floor {floor_p99:.0f} µs ({p99 - floor_p99:+.0f})",
-                    p99 - floor_p99 <= MAX_SEQUENTIAL_P99_OVER_FLOOR_US,
+                    f"{p99:.0f} µs vs floor {floor_p99:.0f} µs ({p99 - floor_p99:+.0f})"
+                    + (_NOISY if floor_p99 > MAX_QUIET_FLOOR_P99_US else ""),
+                    None
+                    if floor_p99 > MAX_QUIET_FLOOR_P99_US
+                    else p99 - floor_p99 <= MAX_SEQUENTIAL_P99_OVER_FLOOR_US,
                 )
             )
+        floor_loaded_p99 = run["floor"]["open_loop"]["latency_us"]["p99"]
         for name in SERVICE_RUNS:
             loaded = run[name]["open_loop"]
+            met = loaded["latency_us"]["p99"] < MAX_OPEN_LOOP_P99_US and not loaded.get(
+                "unanswered"
+            )
             out.append(
                 (
                     f"{name}, {workers} worker(s): open-loop p99 < 1 ms at half the floor's rate",
                     f"{loaded['latency_us']['p99']:,.0f} µs at {loaded['target_rps']:,.0f}/s "
-                    f"(floor itself: {run['floor']['open_loop']['latency_us']['p99']:,.0f} µs)",
-                    loaded["latency_us"]["p99"] < MAX_OPEN_LOOP_P99_US
-                    and not loaded.get("unanswered"),
+                    f"(floor itself: {floor_loaded_p99:,.0f} µs)"
+                    + (_NOISY if floor_loaded_p99 > MAX_OPEN_LOOP_P99_US and not met else ""),
+                    # A floor that cannot keep its own p99 under 1 ms says the machine was busy.
+                    None if floor_loaded_p99 > MAX_OPEN_LOOP_P99_US and not met else met,
                 )
             )
     histogram = results.get("handler_histogram")
