@@ -48,6 +48,8 @@ __all__ = [
 ]
 
 DEFAULT_URL = "http://127.0.0.1:8080"
+# Bytes read at a time from an export stream.
+EXPORT_CHUNK_BYTES = 1 << 16
 # Seconds a call may take before it fails; a switch at call setup wants less.
 DEFAULT_TIMEOUT = 2.0
 
@@ -515,8 +517,14 @@ class AsyncClient:
         ) as response:
             if response.status != 200:
                 raise ApiError.from_answer(response.status, await response.read())
-            async for line in response.content:
-                yield line
+            # Whole chunks split here: much cheaper than reading line by line.
+            rest = b""
+            async for chunk in response.content.iter_chunked(EXPORT_CHUNK_BYTES):
+                *lines, rest = (rest + chunk).split(b"\n")
+                for line in lines:
+                    yield line
+            if rest:
+                yield rest
 
     async def _apply_export(self, offline: OfflineList, since: str | None) -> int:
         reader = offline.reader()

@@ -132,9 +132,6 @@ RANGE_MIN_ENTRIES = 32
 # about a thousand 3-character answers at a million listed numbers.
 RANGE_CACHE_BYTES = 48 * 1024 * 1024
 
-# Rows read from PostgreSQL (and written to the client) per chunk of an export.
-EXPORT_BATCH_ROWS = 2000
-
 # Reports written in one transaction at most (group commit): a commit costs an
 # fsync and, with its NOTIFY, holds a lock that serialises every committing
 # report; reports arriving meanwhile share the next commit instead.

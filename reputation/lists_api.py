@@ -18,7 +18,7 @@ from aiohttp import web
 
 from reputation.appkeys import EXPORT_SLOTS, LOOKUPS, METRICS, RANGES, SETTINGS, STORE
 from reputation.auth import requires
-from reputation.constants import EXPORT_BATCH_ROWS, RANGE_PREFIX_LENGTHS
+from reputation.constants import RANGE_PREFIX_LENGTHS
 from reputation.errors import BadRequest, NotFound, Unavailable
 from reputation.listing import ListVersion
 from reputation.ranges import RangeIndex, parse_prefix, recommended_prefix_length
@@ -108,34 +108,6 @@ def parse_version(raw: str | None) -> ListVersion | None:
     return version
 
 
-_CATEGORY_JSON: dict[str | None, str] = {None: "null"}
-
-
-def _category_json(category: str | None) -> str:
-    encoded = _CATEGORY_JSON.get(category)
-    if encoded is None:
-        encoded = _CATEGORY_JSON[category] = json.dumps(category, ensure_ascii=False)
-    return encoded
-
-
-def export_lines(rows: list[asyncpg.Record]) -> bytes:
-    """JSON lines of export rows: an entry, or a deletion marker for a number no longer listed.
-
-    Formatted by hand for speed: numbers are E.164 (checked by the schema) and
-    verdicts come from a closed set; categories are JSON-encoded.
-    """
-    lines = []
-    for e164, listed, verdict, category, reports, reporters in rows:
-        if listed:
-            lines.append(
-                f'{{"number":"{e164}","verdict":"{verdict}","category":{_category_json(category)},'
-                f'"reports":{reports},"reporters":{reporters}}}\n'
-            )
-        else:
-            lines.append(f'{{"number":"{e164}","deleted":true}}\n')
-    return "".join(lines).encode()
-
-
 def _json_line(value: dict[str, Any]) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode() + b"\n"
 
@@ -176,23 +148,24 @@ async def _stream_export(request: web.Request, since: ListVersion | None) -> web
         response.enable_compression()  # only if the client accepts gzip or deflate
         await response.prepare(request)
         metrics.exports.labels("full" if since is None else "delta").inc()
-        await response.write(
-            _json_line(
-                {
-                    "version": export.version,
-                    "since": None if since is None else str(since),
-                    "full": since is None,
-                }
-            )
-        )
+        header = {
+            "version": export.version,
+            "since": None if since is None else str(since),
+            "full": since is None,
+        }
+        await response.write(_json_line(header))
         entries = 0
+
+        async def send(lines: bytes) -> None:
+            nonlocal entries
+            entries += lines.count(b"\n")
+            await response.write(lines)
+
         try:
-            async for rows in export.batches(EXPORT_BATCH_ROWS):
-                entries += len(rows)
-                await response.write(export_lines(rows))
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            await export.copy_lines(send)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             # Too late for an error answer: the missing last line tells the client.
-            logger.exception("export cut short by a database error")
+            logger.error("export cut short by a database error: %s", exc)
             return response
         await response.write(_json_line({"end": True, "entries": entries}))
         metrics.export_entries.inc(entries)

@@ -16,8 +16,9 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import orjson
 import xxhash
 
 _MASK64 = (1 << 64) - 1
@@ -202,14 +203,16 @@ class OfflineList:
         """A reader to feed an export's lines to as they arrive."""
         return ExportReader(self)
 
-    def commit(self, full: bool, version: str, staged: Mapping[str, dict[str, Any] | None]) -> None:
+    def commit(self, full: bool, version: str, staged: dict[str, dict[str, Any] | None]) -> None:
+        """Apply what an export reader staged (a full export's staging holds no deletions)."""
         if full:
-            self.entries = {}
-        for number, entry in staged.items():
-            if entry is None:
-                self.entries.pop(number, None)
-            else:
-                self.entries[number] = entry
+            self.entries = cast(dict[str, dict[str, Any]], staged)
+        else:
+            for number, entry in staged.items():
+                if entry is None:
+                    self.entries.pop(number, None)
+                else:
+                    self.entries[number] = entry
         self.version = version
 
     def set_bloom(self, data: bytes, etag: str | None) -> None:
@@ -259,7 +262,7 @@ class ExportReader:
     def feed(self, raw: bytes | str) -> None:
         if not raw.strip():
             return
-        line = json.loads(raw)
+        line = orjson.loads(raw)
         if self.done:
             raise ValueError("a line after the export's closing line")
         if self.header is None:
@@ -272,7 +275,10 @@ class ExportReader:
             self.offline.commit(self.header["full"], self.header["version"], self.staged)
             self.done = True
         elif line.get("deleted"):
-            self.staged[line["number"]] = None
+            if self.header["full"]:
+                self.staged.pop(line["number"], None)
+            else:
+                self.staged[line["number"]] = None
             self.read += 1
         else:
             self.staged[line.pop("number")] = line

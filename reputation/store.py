@@ -190,15 +190,42 @@ class ConsistentRead:
 
 @dataclass(frozen=True, slots=True)
 class ListExport:
-    """An export being read: its version, and its rows (``listed`` false: a deletion marker)."""
+    """An export being read in one snapshot: its version, then its rows or its JSON lines.
+
+    Rows with ``listed`` false are deletion markers (only in a delta).
+    """
 
     version: str
     since: ListVersion | None
-    cursor: Any
+    conn: asyncpg.Connection
+    sql: dict[str, str]
+
+    def _query(self, full: str, delta: str) -> tuple[str, tuple[Any, ...]]:
+        if self.since is None:
+            return self.sql[full], ()
+        return self.sql[delta], (self.since.xmin, str(self.since))
 
     async def batches(self, size: int) -> AsyncIterator[list[asyncpg.Record]]:
-        while rows := await self.cursor.fetch(size):
+        query, args = self._query("listed_entries", "list_changes_since")
+        cursor = await self.conn.cursor(query, *args)
+        while rows := await cursor.fetch(size):
             yield rows
+
+    async def copy_lines(self, output: Callable[[bytes], Awaitable[None]]) -> None:
+        """The export's JSON lines, formatted by PostgreSQL and handed over as they come.
+
+        CSV with a quote and a delimiter that JSON text never holds (control
+        characters are escaped in it) passes each line through unchanged.
+        """
+        query, args = self._query("listed_entry_lines", "list_change_lines")
+        await self.conn.copy_from_query(
+            query.rstrip().removesuffix(";"),  # COPY (query) TO STDOUT takes no ";"
+            *args,
+            output=output,
+            format="csv",
+            quote="\x01",
+            delimiter="\x02",
+        )
 
 
 def list_entry_from_row(row: asyncpg.Record) -> ListEntry:
@@ -710,11 +737,7 @@ class Store:
             row = await conn.fetchrow(self.sql["list_version"])
             if since is not None and since.xmax > row["newest"]:
                 raise VersionUnknown()
-            if since is None:
-                cursor = await conn.cursor(self.sql["listed_entries"])
-            else:
-                cursor = await conn.cursor(self.sql["list_changes_since"], since.xmin, str(since))
-            yield ListExport(row["version"], since, cursor)
+            yield ListExport(row["version"], since, conn, self.sql)
 
     async def ping(self) -> bool:
         try:

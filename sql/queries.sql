@@ -545,3 +545,21 @@ SELECT e164, listed, verdict, category, reports, reporters
 FROM list_entries
 WHERE changed_txid >= $1
   AND NOT pg_visible_in_snapshot(changed_txid::text::xid8, $2::text::pg_snapshot);
+
+-- listed_entry_lines --
+-- Every listed number as a line of JSON, formatted by the database (a full export)
+SELECT format('{"number":"%s","verdict":"%s","category":%s,"reports":%s,"reporters":%s}',
+              e164, verdict, coalesce(to_json(category)::text, 'null'), reports, reporters)
+FROM list_entries
+WHERE listed;
+
+-- list_change_lines --
+-- What changed since a version as lines of JSON: entries, and deletion markers
+SELECT CASE WHEN listed
+    THEN format('{"number":"%s","verdict":"%s","category":%s,"reports":%s,"reporters":%s}',
+                e164, verdict, coalesce(to_json(category)::text, 'null'), reports, reporters)
+    ELSE format('{"number":"%s","deleted":true}', e164)
+END
+FROM list_entries
+WHERE changed_txid >= $1
+  AND NOT pg_visible_in_snapshot(changed_txid::text::xid8, $2::text::pg_snapshot);

@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import asyncpg
@@ -19,7 +20,7 @@ from aiohttp.test_utils import TestClient
 
 from reputation import lists_api
 from reputation.app import create_app
-from reputation.appkeys import EXPORT_SLOTS, LOOKUPS, STORE, SWEEPER
+from reputation.appkeys import EXPORT_SLOTS, LOOKUPS, SETTINGS, SWEEPER
 from reputation.client import ApiError, AsyncClient, Client
 from reputation.listing import ListVersion, published_category, published_count
 from reputation.offline import IncompleteExport, OfflineList
@@ -251,10 +252,12 @@ async def test_a_delta_holds_only_what_changed_and_markers_for_what_left(
 
 
 async def clear(client: TestClient, e164: str) -> None:
-    """An analyst clears a number (the status workflow's store call, then the node's memory)."""
-    app = client.server.app
-    record, _ = await app[STORE].set_status(e164, "cleared", "verified innocent", "analyst")
-    app[LOOKUPS].remember(record)
+    """An analyst clears a number, through the API."""
+    response = await client.put(
+        f"/v1/numbers/{quote(e164, safe='')}/status",
+        json={"status": "cleared", "note": "verified innocent"},
+    )
+    assert response.status == 200, await response.text()
 
 
 async def test_offline_copy_synced_by_deltas_equals_a_fresh_full_export(
@@ -549,3 +552,24 @@ async def test_the_published_list_is_for_lookup_keys(
     refused = await client.get(path, headers=bearer(report_key))
     assert refused.status == 403
     assert (await refused.json())["error"]["code"] == "forbidden"
+
+
+async def test_a_client_that_leaves_mid_export_frees_its_slot(
+    client: TestClient, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn = await asyncpg.connect(settings.database_url)
+    try:  # a list long enough not to fit in the socket buffers
+        await conn.execute(
+            "INSERT INTO numbers (e164, verdict) "
+            "SELECT '+8490' || lpad(i::text, 7, '0'), 'warn' FROM generate_series(1, 60000) i"
+        )
+    finally:
+        await conn.close()
+    monkeypatch.setattr(lists_api, "EXPORT_SLOT_WAIT_SECONDS", 0.5)
+    for _ in range(3 * client.server.app[SETTINGS].export_concurrency):
+        response = await client.get("/v1/export")
+        assert response.status == 200
+        await response.content.readline()
+        response.close()  # gone before the end
+    lines = await export_lines(client)
+    assert lines[-1] == {"end": True, "entries": 60000}
