@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Mapping
@@ -14,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from reputation import (
     apipage,
     appeals,
+    intake,
     lists_api,
     openapi,
     protected,
@@ -24,7 +26,7 @@ from reputation import (
 from reputation.appkeys import FEED, GUARD, HEALTH, LOOKUPS, METRICS, SETTINGS, STORE
 from reputation.attestation import call_attestation
 from reputation.auth import public, requires
-from reputation.constants import CHANNELS, MAX_BATCH_NUMBERS
+from reputation.constants import CHANNELS, MAX_BATCH_NUMBERS, RETRY_AFTER_SECONDS
 from reputation.encoding import dumps, encode_answer, encode_results
 from reputation.errors import BadRequest, InvalidNumber, PayloadTooLarge, ReputationError
 from reputation.jsonio import encoded_json_response, json_response, read_json_object
@@ -78,7 +80,9 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
         logger.exception("database call failed")
         request.app[METRICS].database_errors.labels(_route_name(request)).inc()
         return error_response(
-            503, {"code": "database_unavailable", "message": "The database is unavailable."}
+            503,
+            {"code": "database_unavailable", "message": "The database is unavailable."},
+            {"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
     except Exception:
         logger.exception("unexpected error")
@@ -212,8 +216,17 @@ async def post_report(request: web.Request) -> web.Response:
     except ReputationError as exc:
         metrics.reports_rejected.labels(channel, exc.code).inc()
         raise
-    recorded = await request.app[STORE].record_report(report)
+    recorded = await intake.accept_report(request.app, report)
     lookups = request.app[LOOKUPS]
+    if isinstance(recorded, intake.QueuedReport):
+        known = lookups.from_memory(report.e164) or lookups.from_last_known(report.e164)
+        body = {
+            "queued": True,
+            "idempotency_key": recorded.report.idempotency_key,
+            "report": recorded.to_json(),
+            "number": answer_json(request, dataclasses.replace(known, degraded=True)),
+        }
+        return json_response(body, status=202)
     if not recorded.replayed:
         lookups.remember(recorded.number, recorded.change_seq)
         metrics.report_by[report.channel, report.category].inc()

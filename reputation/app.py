@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -11,7 +13,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from reputation import api, statuspage
+from reputation import api, intake, sms_intake, statuspage
 from reputation.appkeys import (
     CLOCK,
     EXPORT_SLOTS,
@@ -23,6 +25,7 @@ from reputation.appkeys import (
     METRICS,
     RANGES,
     SETTINGS,
+    SPOOL,
     STORE,
     SWEEPER,
 )
@@ -33,6 +36,7 @@ from reputation.constants import (
     MAX_HEADER_BYTES,
     MAX_HEADERS,
     MAX_REQUEST_LINE_BYTES,
+    SPOOL_REPLAY_SECONDS,
 )
 from reputation.feed import ChangeFeed
 from reputation.filters import FilterKeeper
@@ -44,6 +48,7 @@ from reputation.migrate import migrate
 from reputation.ranges import RangeKeeper
 from reputation.records import NumberRecord
 from reputation.settings import Settings
+from reputation.spool import Spool
 from reputation.store import Store, create_pool
 from reputation.sweeper import Sweeper
 
@@ -93,6 +98,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     app.cleanup_ctx.append(database)
     app.cleanup_ctx.append(api_keys)
     app.cleanup_ctx.append(lookup_state)
+    app.cleanup_ctx.append(report_spool)
     app.cleanup_ctx.append(verdict_sweep)
     app.cleanup_ctx.append(statuspage.activity_sampler)
     app.cleanup_ctx.append(range_state)
@@ -122,14 +128,20 @@ def check_auth_setting(settings: Settings) -> None:
 
 
 async def database(app: web.Application) -> AsyncIterator[None]:
-    """The connection pool, with the schema migrated before the first query."""
+    """The connection pools (the primary's; a replica's for lookups, if set), schema migrated."""
     settings = app[SETTINGS]
     assert settings.database_url is not None
-    async with create_pool(settings.database_url, settings) as pool:
+    async with contextlib.AsyncExitStack() as stack:
+        pool = await stack.enter_async_context(create_pool(settings.database_url, settings))
         async with pool.acquire() as conn:
             await migrate(conn)
         key = await Store.load_reporter_key(pool, settings.reporter_key)
-        app[STORE] = Store(pool, key, app[CLOCK], settings)
+        store = Store(pool, key, app[CLOCK], settings)
+        if settings.replica_url:
+            store.lookup_pool = await stack.enter_async_context(
+                create_pool(settings.replica_url, settings)
+            )
+        app[STORE] = store
         yield
 
 
@@ -187,6 +199,45 @@ async def _run_node(keeper: FilterKeeper, feed: ChangeFeed) -> None:
         logger.warning("hot cache not warmed: %s", exc)
     await feed.start(head)
     await keeper.run(lambda: feed.head)
+
+
+async def report_spool(app: web.Application) -> AsyncIterator[None]:
+    """The local spool of reports taken while PostgreSQL is down, replayed when it is back.
+
+    At shutdown the spool is flushed: replayed if PostgreSQL answers, else
+    left on disk for the next process of this data directory.
+    """
+    settings, health = app[SETTINGS], app[HEALTH]
+    spool = Spool(settings.data_dir / "spool", settings.spool_max_bytes, app[METRICS])
+    spool.register(intake.REPORT_KIND, functools.partial(intake.replay_report, app))
+    spool.register(sms_intake.SMS_KIND, functools.partial(sms_intake.replay_sms, app))
+    await spool.open()
+    app[SPOOL] = spool
+    replaying = asyncio.get_running_loop().create_task(_replay_when_up(spool, health))
+    yield
+    replaying.cancel()
+    await asyncio.gather(replaying, return_exceptions=True)
+    if spool.pending and health.up:
+        try:
+            async with asyncio.timeout(settings.shutdown_timeout):
+                await spool.replay()
+        except TimeoutError:
+            logger.warning("spool not fully replayed before shutdown; kept on disk")
+    if spool.pending:
+        logger.warning(
+            "%d spooled records kept in %s for the next start", len(spool.pending), spool.path
+        )
+    await spool.close()
+
+
+async def _replay_when_up(spool: Spool, health: DatabaseHealth) -> None:
+    while True:
+        await asyncio.sleep(SPOOL_REPLAY_SECONDS)
+        if spool.pending and health.up:
+            try:
+                await spool.replay()
+            except Exception:
+                logger.exception("spool replay failed; retrying")
 
 
 async def verdict_sweep(app: web.Application) -> AsyncIterator[None]:

@@ -17,6 +17,7 @@ from reputation.lookup import Lookups
 from reputation.metrics import Metrics
 from reputation.ranges import RangeKeeper
 from reputation.settings import Settings
+from reputation.spool import Spool
 from reputation.store import Store
 from reputation.sweeper import Sweeper
 
@@ -34,3 +35,4 @@ STATUS_PAGE = web.AppKey("status_page", StatusState)
 RANGES = web.AppKey("ranges", RangeKeeper)
 # Exports streamed at once (each holds a database connection).
 EXPORT_SLOTS = web.AppKey("export_slots", asyncio.Semaphore)
+SPOOL = web.AppKey("spool", Spool)

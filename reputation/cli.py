@@ -21,15 +21,15 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import asyncpg
-from aiohttp import web
 
 from reputation import bulk, embedded
 from reputation.apikeys import SHOWN_KEY_CHARS, ApiKeyRecord, key_hash, new_key
-from reputation.app import check_auth_setting, create_app, utc_now
+from reputation.app import check_auth_setting, utc_now
 from reputation.constants import CATEGORIES, CHANNELS, DEFAULT_CATEGORY, ROLES
 from reputation.errors import ReputationError
 from reputation.limits import parse_rate
-from reputation.logs import ACCESS_LOGGERS, setup_logging
+from reputation.logs import access_log_options as access_log_options
+from reputation.logs import setup_logging
 from reputation.lookup import Answer, answer_body
 from reputation.migrate import migrate
 from reputation.normalize import normalize
@@ -38,6 +38,8 @@ from reputation.reports import parse_report
 from reputation.settings import Settings, env_name, parse_value, value_type
 from reputation.store import Store, create_pool
 from reputation.verdict import judge
+from reputation.workers import new_event_loop as new_event_loop
+from reputation.workers import run_node, serve_workers
 
 logger = logging.getLogger("reputation")
 
@@ -190,8 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(settings.log_level)
     try:
         if args.command == "serve":
-            serve(settings)
-            return 0
+            return serve(settings)
         action = getattr(args, f"{args.command}_command", None)
         command = f"{args.command} {action}" if action else args.command
         return asyncio.run(COMMANDS[command](settings, args))
@@ -206,39 +207,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-def serve(settings: Settings) -> None:
+def serve(settings: Settings) -> int:
+    """Run the service: one node, or ``settings.workers`` of them sharing the port."""
     logger.info("settings: %s", settings.describe())
     check_auth_setting(settings)  # before starting anything
+    if settings.workers < 1:
+        raise ValueError(f"{env_name('workers')}: at least 1 worker is needed")
+    # The embedded PostgreSQL is started once, here, for every worker.
     with embedded.database_url(settings.database_url, settings.data_dir) as url:
-        app = create_app(dataclasses.replace(settings, database_url=url))
-        web.run_app(
-            app,
-            host=settings.host,
-            port=settings.port,
-            **access_log_options(settings),
-            print=lambda text: logger.info("%s", text.strip()),
-            loop=new_event_loop(settings.event_loop),
-        )
-
-
-def new_event_loop(kind: str) -> asyncio.AbstractEventLoop:
-    """The event loop ``serve`` runs on: uvloop where it is installed, else asyncio's."""
-    if kind == "uvloop":
-        try:
-            import uvloop
-        except ImportError:
-            logger.warning("uvloop is not installed; serving on the asyncio event loop")
-        else:
-            return uvloop.new_event_loop()
-    return asyncio.new_event_loop()
-
-
-def access_log_options(settings: Settings) -> dict[str, Any]:
-    """``run_app`` arguments for the access log the settings ask for."""
-    access_logger = ACCESS_LOGGERS[settings.access_log]
-    if access_logger is None:
-        return {"access_log": None}
-    return {"access_log_class": access_logger}
+        node = dataclasses.replace(settings, database_url=url)
+        if node.workers == 1:
+            run_node(node)
+            return 0
+        return serve_workers(node)
 
 
 @asynccontextmanager

@@ -20,6 +20,11 @@ MAX_CONTENT_CHARS = 1000
 # Idempotency keys of reports made by SMS are this prefix + the gateway's
 # message_id; API clients may not use it.
 SMS_IDEMPOTENCY_PREFIX = "sms:"
+# Idempotency-Key given to a report without one when it goes to the local spool,
+# so that replaying it twice (after a crash) keeps it once.
+SPOOL_IDEMPOTENCY_PREFIX = "spool:"
+# Seconds a client is told to wait (Retry-After) when a write cannot be taken.
+RETRY_AFTER_SECONDS = 5
 # Longest gateway message_id accepted (gateways use UUIDs or numeric ids).
 MAX_MESSAGE_ID_CHARS = 200
 
@@ -145,3 +150,6 @@ REPORT_WRITERS = 4
 # A group of reports that deadlocked with another (PostgreSQL rolled it back)
 # is written again this many times before its callers get the error.
 REPORT_DEADLOCK_RETRIES = 3
+
+# How often a node looks for spooled records to replay once PostgreSQL is back.
+SPOOL_REPLAY_SECONDS = 0.5

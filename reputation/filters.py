@@ -31,6 +31,9 @@ logger = logging.getLogger(__name__)
 # Numbers added to a filter between two yields to the event loop while building
 # (about 2 ms of work), so that lookups keep being answered during a build.
 BUILD_SLICE = 1_000
+# pg_advisory_lock key held while a node builds a filter from the tables at
+# start-up ("bloom" as a number).
+FILTER_BUILD_LOCK_KEY = 0x626C6F6F6D
 # How often the keeper checks whether the filter is full or a rebuild is due.
 CHECK_SECONDS = 1.0
 # Scheduled rebuilds and snapshots are spread by up to this share of their
@@ -67,16 +70,18 @@ class FilterKeeper:
             started = time.perf_counter()
             with self.lookups.recording() as added:
                 loaded = await self._from_snapshot()
-                source = "snapshot"
-                while True:
-                    if loaded is None:
-                        loaded = await self._from_numbers()
-                        source = "numbers"
-                    number_filter, start = loaded
-                    head = await self._replay_tail(number_filter, start)
-                    if head is not None:
-                        break
-                    loaded = None  # the history was reset while loading: the tables are the truth
+                if loaded is not None:
+                    source = "snapshot"
+                    number_filter, head = await self._caught_up(*loaded)
+                else:
+                    # Nodes starting together: one builds and stores, the others
+                    # wait for its snapshot instead of building too.
+                    async with self.store.advisory_lock(FILTER_BUILD_LOCK_KEY):
+                        loaded = await self._from_snapshot()
+                        source = "numbers" if loaded is None else "snapshot"
+                        number_filter, head = await self._caught_up(*loaded or (None, None))
+                        if source == "numbers":
+                            await self._save(number_filter, head)
                 self.lookups.cache.clear()
                 self.lookups.forget_own_changes()
                 self.lookups.install(number_filter, added)
@@ -87,9 +92,19 @@ class FilterKeeper:
                 number_filter.capacity,
                 time.perf_counter() - started,
             )
-            if source == "numbers":
-                await self._save(number_filter, head)
             return head
+
+    async def _caught_up(
+        self, number_filter: NumberFilter | None, start: FeedHead | None
+    ) -> tuple[NumberFilter, FeedHead]:
+        """A filter (built from the tables if none is given) with the change log after it added."""
+        while True:
+            if number_filter is None or start is None:
+                number_filter, start = await self._from_numbers()
+            head = await self._replay_tail(number_filter, start)
+            if head is not None:
+                return number_filter, head
+            number_filter = None  # the history was reset meanwhile: the tables are the truth
 
     async def load_with_retry(self, max_delay: float = 10.0) -> FeedHead:
         """``load``, tried again with growing pauses while Postgres cannot be read."""

@@ -20,6 +20,8 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError
 
+from reputation.settings import Settings
+
 REQUEST_ID_HEADER = "X-Request-Id"
 REQUEST_ID = web.RequestKey("request_id", str)
 # A client's own request id is kept only if it is short, plain, and holds no
@@ -161,3 +163,11 @@ ACCESS_LOGGERS: dict[str, type[AccessLogger] | None] = {
     "errors": ErrorAccessLogger,
     "off": None,
 }
+
+
+def access_log_options(settings: Settings) -> dict[str, Any]:
+    """``run_app`` arguments for the access log the settings ask for."""
+    access_logger = ACCESS_LOGGERS[settings.access_log]
+    if access_logger is None:
+        return {"access_log": None}
+    return {"access_log_class": access_logger}

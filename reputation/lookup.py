@@ -162,11 +162,7 @@ class Lookups:
             return None
         try:
             async with asyncio.timeout(self.settings.lookup_timeout):
-                if len(numbers) == 1:
-                    record = await self.store.fetch_number(numbers[0])
-                    records = {numbers[0]: record} if record is not None else {}
-                else:
-                    records = await self.store.fetch_numbers(numbers)
+                records = await self.store.lookup_numbers(numbers)
         except (*UNAVAILABLE, asyncpg.PostgresError) as exc:
             logger.warning("lookup answered from memory: %s", exc.__class__.__name__)
             self.metrics.database_errors.labels("lookup").inc()

@@ -200,6 +200,24 @@ class Metrics:
             "Bloom filter snapshots this node stored for new nodes",
             registry=r,
         )
+        self.spool_written = Counter(
+            "reputation_spool_written",
+            "Records written to the local spool while PostgreSQL was unreachable, by kind",
+            ["kind"],
+            registry=r,
+        )
+        self.spool_replayed = Counter(
+            "reputation_spool_replayed",
+            "Spooled records replayed into PostgreSQL, by kind and outcome "
+            "(replayed, refused for good, failed and kept)",
+            ["kind", "outcome"],
+            registry=r,
+        )
+        self.spool_refused = Counter(
+            "reputation_spool_refused",
+            "Records refused with 503 because the spool was full",
+            registry=r,
+        )
         self.feed_subscriber_errors = Counter(
             "reputation_feed_subscriber_errors",
             "Failures of in-memory state updates driven by the change feed",
@@ -315,6 +333,16 @@ class Metrics:
             registry=r,
         )
         self.sms_rejected_by = {code: self.sms_rejected.labels(code) for code in SMS_ERRORS}
+
+    def watch_spool(self, pending: Callable[[], float]) -> None:
+        """Expose how many spooled records wait for PostgreSQL."""
+        gauge = Gauge(
+            "reputation_spool_pending",
+            "Records (reports, SMS messages) kept in this node's local spool, waiting for "
+            "PostgreSQL",
+            registry=self.registry,
+        )
+        gauge.set_function(pending)
 
     def watch_feed(self, gauges: FeedGauges) -> None:
         """Expose the change feed's readings."""

@@ -355,6 +355,35 @@ SCHEMAS: dict[str, Schema] = {
             "received_at": {"type": "string", "format": "date-time"},
         },
     },
+    "QueuedReportAnswer": {
+        "type": "object",
+        "description": "PostgreSQL was unreachable: the report is kept (fsynced) in the node's "
+        "local spool and counted, exactly once, when PostgreSQL returns.",
+        "required": ["queued", "idempotency_key", "report", "number"],
+        "additionalProperties": False,
+        "properties": {
+            "queued": {"type": "boolean", "const": True},
+            "idempotency_key": {
+                "type": "string",
+                "description": "The request's Idempotency-Key, or the one given to the report "
+                "(`spool:...`) so that its replay counts once.",
+            },
+            "report": {
+                "type": "object",
+                "required": ["id", "number", "channel", "category", "content", "received_at"],
+                "additionalProperties": False,
+                "properties": {
+                    "id": {"type": "null", "description": "Given when the report is replayed."},
+                    "number": ref("E164"),
+                    "channel": ref("Channel"),
+                    "category": ref("Category"),
+                    "content": nullable({"type": "string", "maxLength": MAX_CONTENT_CHARS}),
+                    "received_at": {"type": "string", "format": "date-time"},
+                },
+            },
+            "number": ref("NumberAnswer"),
+        },
+    },
     "ReportAnswer": {
         "type": "object",
         "required": ["report", "number"],
@@ -416,6 +445,12 @@ SCHEMAS: dict[str, Schema] = {
                 "description": "Why no report was kept (only when `accepted` is false).",
             },
             "reply": {"type": "string", "minLength": 1, "description": "In Vietnamese."},
+            "queued": {
+                "type": "boolean",
+                "description": "PostgreSQL was unreachable: the message is kept in the node's "
+                "local spool and processed when it returns (`report_id` is then null, and the "
+                "reply carries no reference). Present only then.",
+            },
         },
         "examples": [
             {
@@ -744,6 +779,11 @@ REPORT_PATHS: dict[str, Schema] = {
                     "A replay of an earlier Idempotency-Key: the first report, counted once.",
                     ref("ReportAnswer"),
                 ),
+                "202": json_response(
+                    "PostgreSQL is unreachable: the report waits in the node's local spool and "
+                    "is kept when PostgreSQL returns.",
+                    ref("QueuedReportAnswer"),
+                ),
                 **errors(
                     e400=NUMBER_ERRORS.removesuffix(".")
                     + " (with 'field'); invalid_json, invalid_field, missing_field, "
@@ -751,7 +791,8 @@ REPORT_PATHS: dict[str, Schema] = {
                     "invalid_idempotency_key.",
                     e409="idempotency_conflict: the key was used for another report.",
                     e413="payload_too_large.",
-                    e503="database_unavailable: nothing was kept; retry later.",
+                    e503="database_unavailable (with Retry-After): the database is unreachable "
+                    "and the local spool is full; nothing was kept, retry later.",
                 ),
             },
         )
@@ -767,6 +808,8 @@ SMS_PATHS: dict[str, Schema] = {
             "keeps the report, and answers with the reply to send back. A message that makes no "
             "report is still recorded and answered 200 with `accepted: false` and an `error`. "
             "The same `message_id` again returns the first answer and counts nothing twice. "
+            "While PostgreSQL is unreachable the message is kept in the node's local spool and "
+            "answered at once with `queued: true`. "
             "Needs the gateway's signature (X-Gateway-Timestamp, X-Gateway-Signature).",
             tag="sms",
             roles=("sms_gateway",),

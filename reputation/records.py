@@ -46,6 +46,9 @@ class NewReport:
     # Who reported, when there is no reporter number: an opaque identity
     # (bulk imports: one per person a source counted), hashed like a number.
     reporter_id: str | None = None
+    # When it was accepted, if earlier than now: a report kept in the local
+    # spool while PostgreSQL was down is dated when the node took it.
+    received_at: datetime | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from reputation.constants import (
     MAX_CONTENT_CHARS,
     MAX_IDEMPOTENCY_KEY_CHARS,
     SMS_IDEMPOTENCY_PREFIX,
+    SPOOL_IDEMPOTENCY_PREFIX,
 )
 from reputation.errors import BadRequest, InvalidNumber
 from reputation.normalize import normalize
@@ -88,6 +89,12 @@ def parse_report(
     if idempotency_key is not None and idempotency_key.startswith(SMS_IDEMPOTENCY_PREFIX):
         raise BadRequest(
             f"Idempotency-Keys starting with {SMS_IDEMPOTENCY_PREFIX!r} are reserved for SMS.",
+            code="invalid_idempotency_key",
+        )
+    if idempotency_key is not None and idempotency_key.startswith(SPOOL_IDEMPOTENCY_PREFIX):
+        raise BadRequest(
+            f"Idempotency-Keys starting with {SPOOL_IDEMPOTENCY_PREFIX!r} are reserved for "
+            "reports kept while the database was down.",
             code="invalid_idempotency_key",
         )
     return NewReport(e164, reporter, channel, category, content, idempotency_key)

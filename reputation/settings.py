@@ -58,6 +58,12 @@ class Settings:
         "PostgreSQL URL; unset: start the embedded PostgreSQL kept in DATA_DIR",
         secret=True,
     )
+    replica_url: str | None = setting(
+        None,
+        "PostgreSQL URL of a read replica for the lookups the filter and cache cannot answer "
+        "(every write and the change feed use DATABASE_URL); unset: the primary",
+        secret=True,
+    )
     data_dir: Path = setting(
         None, "directory for the embedded database and local state", factory=_default_data_dir
     )
@@ -143,6 +149,20 @@ class Settings:
     )
     verdict_sweep_interval: float = setting(
         60.0, "seconds between sweeps that store the verdicts decay has changed"
+    )
+    workers: int = setting(
+        None,
+        "processes serving the port together (SO_REUSEPORT), each a full node; default: one "
+        "per CPU core",
+        factory=lambda: os.cpu_count() or 1,
+    )
+    shutdown_timeout: float = setting(
+        30.0, "seconds in-flight requests get to finish after SIGTERM, before workers stop"
+    )
+    spool_max_bytes: int = setting(
+        1 << 30,
+        "size of this node's local spool of reports taken while PostgreSQL is down; past it, "
+        "reports are refused with 503",
     )
     feed_poll_interval: float = setting(
         1.0, "seconds between reads of the change log when no notification wakes the node"

@@ -275,6 +275,12 @@ ACCEPTED_REPLIES: Final = {
     "spam_call": "Đã nhận phản ánh cuộc gọi rác số {number}, mã {report_id}. Cảm ơn!",
     "spam_sms": "Đã nhận phản ánh tin nhắn rác số {number}, mã {report_id}. Cảm ơn!",
 }
+# While PostgreSQL is down the message waits in the spool: no reference yet.
+QUEUED_REPLIES: Final = {
+    "scam": "Đã nhận phản ánh lừa đảo số {number}. Cảm ơn bạn!",
+    "spam_call": "Đã nhận phản ánh cuộc gọi rác số {number}. Cảm ơn!",
+    "spam_sms": "Đã nhận phản ánh tin nhắn rác số {number}. Cảm ơn!",
+}
 ERROR_REPLIES: Final = {
     "empty_message": "Tin nhắn trống. Soạn: " + SYNTAX,
     "missing_keyword": "Sai cú pháp. Soạn: " + SYNTAX,
@@ -295,6 +301,11 @@ ERROR_REPLIES: Final = {
 def accepted_reply(category: str, e164: str, report_id: int) -> str:
     """The thank-you sent back to the citizen, with the reference of the report."""
     return ACCEPTED_REPLIES[category].format(number=national_form(e164), report_id=report_id)
+
+
+def queued_reply(category: str, e164: str) -> str:
+    """The thank-you for a report taken while the database is down (its reference comes later)."""
+    return QUEUED_REPLIES[category].format(number=national_form(e164))
 
 
 def refusal_reply(error: str, to: str) -> str:

@@ -21,17 +21,29 @@ from typing import Any
 from aiohttp import web
 
 from reputation import privacy
-from reputation.appkeys import GUARD, LOOKUPS, METRICS, SETTINGS, STORE
+from reputation.appkeys import GUARD, HEALTH, LOOKUPS, METRICS, SETTINGS, SPOOL, STORE
 from reputation.auth import requires
 from reputation.constants import MAX_MESSAGE_ID_CHARS, SMS_IDEMPOTENCY_PREFIX
 from reputation.errors import BadRequest, IdempotencyConflict, InvalidNumber, TooManyRequests
+from reputation.health import UNAVAILABLE
 from reputation.jsonio import json_response, read_json_object
 from reputation.normalize import normalize
 from reputation.records import NewReport, NumberRecord, SmsRecord, StoredReport
 from reputation.reports import optional_string
-from reputation.sms import ParsedSms, accepted_reply, hide_number, parse_sms, refusal_reply
+from reputation.sms import (
+    ParsedSms,
+    accepted_reply,
+    hide_number,
+    parse_sms,
+    queued_reply,
+    refusal_reply,
+)
+from reputation.spool import SpoolRecord
 
 logger = logging.getLogger(__name__)
+
+# Kind of the spool records of SMS messages taken while PostgreSQL was down.
+SMS_KIND = "sms"
 
 # Gateway times without an offset are Vietnam's (UTC+7 all year, no daylight saving).
 VIETNAM_TIME = timezone(timedelta(hours=7))
@@ -68,6 +80,28 @@ class InboundSms:
             optional_string(body, "to") or "",
             _text(body.get("text")),
             _moment(body.get("received_at")),
+        )
+
+    def to_spool(self) -> dict[str, Any]:
+        """The message as kept in the local spool while PostgreSQL is down."""
+        received = self.received_at.isoformat() if self.received_at else None
+        return {
+            "message_id": self.message_id,
+            "from": self.sender,
+            "to": self.to,
+            "text": self.text,
+            "received_at": received,
+        }
+
+    @classmethod
+    def from_spool(cls, data: dict[str, Any]) -> InboundSms:
+        received = data["received_at"]
+        return cls(
+            data["message_id"],
+            data["from"],
+            data["to"],
+            data["text"],
+            datetime.fromisoformat(received) if received else None,
         )
 
 
@@ -108,25 +142,33 @@ class SmsOutcome:
     replayed: bool
 
 
-async def process_sms(app: web.Application, message: InboundSms) -> SmsOutcome:
-    """Turn one message into a report (or a recorded refusal) and the reply to send."""
+@dataclass(frozen=True, slots=True)
+class Spooled:
+    """A message taken into the local spool: when, and whether the reporter limit refused it."""
+
+    at: datetime
+    rate_limited: bool
+
+
+async def process_sms(
+    app: web.Application, message: InboundSms, spooled: Spooled | None = None
+) -> SmsOutcome:
+    """Turn one message into a report (or a recorded refusal) and the reply to send.
+
+    ``spooled``: the message was taken while PostgreSQL was down; its report is
+    dated then, and the reporter limit already had its say.
+    """
     store = app[STORE]
     earlier = await store.sms_answer(message.message_id)
     if earlier is not None:
         return SmsOutcome(earlier, replayed=True)
-    region = app[SETTINGS].region
-    sender = _sender_number(message.sender, region)
-    parsed = _as_reported_by(parse_sms(message.text, region), sender)
-    if parsed.accepted:
-        try:
-            app[GUARD].limit_reporter(sender, "sms")
-        except TooManyRequests:
-            parsed = ParsedSms(parsed.category, parsed.e164, None, "reporter_rate_limited")
+    parsed, sender = _read(app, message, spooled)
     report: StoredReport | None = None
     number: NumberRecord | None = None
     if parsed.accepted:
         assert sender is not None
-        report, number = await _keep_report(app, message, parsed, sender)
+        at = spooled.at if spooled is not None else None
+        report, number = await _keep_report(app, message, parsed, sender, at)
     answer = _answer(parsed, report, message.to)
     kept = await store.record_sms(
         SmsRecord(
@@ -153,6 +195,25 @@ async def process_sms(app: web.Application, message: InboundSms) -> SmsOutcome:
     return SmsOutcome(answer, replayed=False)
 
 
+def _read(
+    app: web.Application, message: InboundSms, spooled: Spooled | None
+) -> tuple[ParsedSms, str | None]:
+    """What the message says once its sender is known and the reporter limit applied."""
+    region = app[SETTINGS].region
+    sender = _sender_number(message.sender, region)
+    parsed = _as_reported_by(parse_sms(message.text, region), sender)
+    if parsed.accepted:
+        limited = spooled.rate_limited if spooled is not None else False
+        if spooled is None:
+            try:
+                app[GUARD].limit_reporter(sender, "sms")
+            except TooManyRequests:
+                limited = True
+        if limited:
+            parsed = ParsedSms(parsed.category, parsed.e164, None, "reporter_rate_limited")
+    return parsed, sender
+
+
 def _sender_number(sender: str, region: str) -> str | None:
     try:
         return normalize(sender, region)
@@ -174,13 +235,19 @@ def _as_reported_by(parsed: ParsedSms, sender: str | None) -> ParsedSms:
 
 
 async def _keep_report(
-    app: web.Application, message: InboundSms, parsed: ParsedSms, sender: str
+    app: web.Application,
+    message: InboundSms,
+    parsed: ParsedSms,
+    sender: str,
+    received_at: datetime | None,
 ) -> tuple[StoredReport, NumberRecord | None]:
     assert parsed.e164 is not None
     assert parsed.category is not None
     store = app[STORE]
     key = SMS_IDEMPOTENCY_PREFIX + message.message_id
-    new = NewReport(parsed.e164, sender, "sms", parsed.category, parsed.content, key)
+    new = NewReport(
+        parsed.e164, sender, "sms", parsed.category, parsed.content, key, received_at=received_at
+    )
     try:
         recorded = await store.record_report(new)
     except IdempotencyConflict:
@@ -225,7 +292,53 @@ def _count(app: web.Application, answer: dict[str, Any]) -> None:
 
 @requires("sms_gateway")
 async def post_sms_inbound(request: web.Request) -> web.Response:
-    """``POST /v1/sms/inbound``: one message from the SMS gateway; the answer holds the reply."""
+    """``POST /v1/sms/inbound``: one message from the SMS gateway; the answer holds the reply.
+
+    A citizen's report is never lost: while PostgreSQL is down the message
+    goes to the local spool and is processed when it returns.
+    """
     message = InboundSms.from_json(await read_json_object(request))
-    outcome = await process_sms(request.app, message)
-    return json_response(outcome.answer)
+    app = request.app
+    health = app[HEALTH]
+    if health.worth_trying():
+        try:
+            outcome = await process_sms(app, message)
+        except UNAVAILABLE as exc:
+            logger.warning("sms %s spooled: %s", message.message_id, exc.__class__.__name__)
+            health.failed()
+        else:
+            health.succeeded()
+            return json_response(outcome.answer)
+    return json_response(await queue_sms(app, message))
+
+
+async def queue_sms(app: web.Application, message: InboundSms) -> dict[str, Any]:
+    """Spool a message taken while PostgreSQL is down; the answer the gateway gets now.
+
+    The reply is decided now (what the message says needs no database); the
+    report and the message record are made when the spool replays it. A
+    ``message_id`` already processed before the outage is answered again as if
+    new, but its replay finds the first answer and counts nothing twice.
+    """
+    parsed, _ = _read(app, message, None)
+    limited = parsed.error == "reporter_rate_limited"
+    await app[SPOOL].append(SMS_KIND, {"message": message.to_spool(), "rate_limited": limited})
+    if not parsed.accepted:
+        return {**_answer(parsed, None, message.to), "queued": True}
+    assert parsed.e164 is not None
+    assert parsed.category is not None
+    return {
+        "accepted": True,
+        "queued": True,
+        "report_id": None,
+        "number": parsed.e164,
+        "category": parsed.category,
+        "content": parsed.content,
+        "reply": queued_reply(parsed.category, parsed.e164),
+    }
+
+
+async def replay_sms(app: web.Application, record: SpoolRecord) -> None:
+    """Process a spooled message (idempotent on its ``message_id``)."""
+    message = InboundSms.from_spool(record.payload["message"])
+    await process_sms(app, message, Spooled(record.at, record.payload["rate_limited"]))

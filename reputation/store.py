@@ -30,6 +30,7 @@ from reputation.constants import (
 )
 from reputation.errors import Conflict, IdempotencyConflict, NotFound, VersionUnknown
 from reputation.evidence import Contribution, Counting, ReporterState
+from reputation.health import UNAVAILABLE
 from reputation.listing import ListEntry, ListVersion
 from reputation.queries import queries
 from reputation.records import (
@@ -88,6 +89,8 @@ class RecordedReport:
     # The change log row of this report (None for a replay): the node that
     # wrote it already knows the number's new state.
     change_seq: int | None = None
+    # The transaction that kept it (None for a replay).
+    txid: int | None = None
 
 
 def request_fingerprint(key: bytes, report: NewReport) -> bytes:
@@ -232,6 +235,17 @@ def list_entry_from_row(row: asyncpg.Record) -> ListEntry:
     return ListEntry(row["e164"], row["verdict"], row["category"], row["reports"], row["reporters"])
 
 
+class CommitInDoubt(ConnectionError):
+    """The connection was lost while committing: the write may or may not have happened.
+
+    ``pg_xact_status(txid)`` tells which, once PostgreSQL answers again.
+    """
+
+    def __init__(self, txid: int) -> None:
+        super().__init__(f"connection lost while committing transaction {txid}")
+        self.txid = txid
+
+
 class _KeyTaken(Exception):
     """Another transaction stored a report with the same Idempotency-Key first."""
 
@@ -321,6 +335,9 @@ class Store:
         settings: Settings | None = None,
     ) -> None:
         self.pool = pool
+        # Where lookups that memory cannot answer are read: a read replica when
+        # one is configured (it may lag), else the primary.
+        self.lookup_pool = pool
         self.reporter_key = reporter_key
         self.clock = clock
         self.sql = queries()
@@ -346,6 +363,14 @@ class Store:
 
     async def fetch_numbers(self, numbers: list[str]) -> dict[str, NumberRecord]:
         rows = await self.pool.fetch(self.sql["fetch_numbers"], numbers)
+        return {row["e164"]: NumberRecord.from_row(row) for row in rows}
+
+    async def lookup_numbers(self, numbers: list[str]) -> dict[str, NumberRecord]:
+        """The records of lookup misses, from ``lookup_pool`` (a replica may lag a little)."""
+        if len(numbers) == 1:
+            row = await self.lookup_pool.fetchrow(self.sql["fetch_number"], numbers[0])
+            return {numbers[0]: NumberRecord.from_row(row)} if row else {}
+        rows = await self.lookup_pool.fetch(self.sql["fetch_numbers"], numbers)
         return {row["e164"]: NumberRecord.from_row(row) for row in rows}
 
     async def count_numbers(self) -> int:
@@ -401,23 +426,33 @@ class Store:
         """
         outcomes: list[RecordedReport | _KeyTaken] = []
         last_seq: int | None = None
-        async with self.pool.acquire() as conn, conn.transaction():
-            for pending in group:
-                try:
-                    if pending.report.idempotency_key is None:
-                        recorded = await self._insert_in(conn, pending.report, pending.fingerprint)
-                    else:
-                        async with conn.transaction():  # a savepoint
+        txid: int | None = None  # known once only the COMMIT is left
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                for pending in group:
+                    try:
+                        if pending.report.idempotency_key is None:
                             recorded = await self._insert_in(
                                 conn, pending.report, pending.fingerprint
                             )
-                except _KeyTaken as taken:
-                    outcomes.append(taken)
-                    continue
-                outcomes.append(recorded)
-                last_seq = recorded.change_seq
-            if last_seq is not None:
-                await conn.execute(self.sql["notify_changes"], str(last_seq))
+                        else:
+                            async with conn.transaction():  # a savepoint
+                                recorded = await self._insert_in(
+                                    conn, pending.report, pending.fingerprint
+                                )
+                    except _KeyTaken as taken:
+                        outcomes.append(taken)
+                        continue
+                    outcomes.append(recorded)
+                    last_seq = recorded.change_seq
+                if last_seq is not None:
+                    await conn.execute(self.sql["notify_changes"], str(last_seq))
+                txid = next((o.txid for o in outcomes if isinstance(o, RecordedReport)), None)
+        except UNAVAILABLE as exc:
+            # The COMMIT got no answer: pg_xact_status(txid) will tell.
+            if txid is not None:
+                raise CommitInDoubt(txid) from exc
+            raise
         return outcomes
 
     async def record_reports(self, reports: list[NewReport]) -> tuple[int, int]:
@@ -455,7 +490,7 @@ class Store:
         """
         identity = report.reporter if report.reporter is not None else report.reporter_id
         reporter = privacy.reporter_hash(self.reporter_key, identity, report.channel)
-        now = self.clock()
+        now = report.received_at or self.clock()
         sql = self.sql
         await conn.execute(sql["ensure_number"], report.e164)
         locked = await conn.fetchrow(sql["lock_number"], report.e164, reporter)
@@ -506,9 +541,9 @@ class Store:
             verdict,
             changes_at,
         )
-        change_seq = await self.log_change(conn, report.e164, CHANGE_REPORT)
+        change_seq, txid = await self._log_change(conn, report.e164, CHANGE_REPORT)
         return RecordedReport(
-            StoredReport.from_row(row), record, replayed=False, change_seq=change_seq
+            StoredReport.from_row(row), record, replayed=False, change_seq=change_seq, txid=txid
         )
 
     async def _claim_day(self, conn: asyncpg.Connection, reporter: bytes, now: datetime) -> bool:
@@ -559,14 +594,23 @@ class Store:
 
     async def append_change(self, conn: asyncpg.Connection, e164: str, kind: str) -> int:
         """Log a change in the caller's transaction and wake the other nodes at commit."""
-        seq = await self.log_change(conn, e164, kind)
-        await conn.execute(self.sql["notify_changes"], str(seq))
+        seq: int = await conn.fetchval(self.sql["append_change"], e164, kind)
         return seq
 
     async def log_change(self, conn: asyncpg.Connection, e164: str, kind: str) -> int:
         """Log a change in the caller's transaction; the caller sends the NOTIFY."""
-        seq: int = await conn.fetchval(self.sql["append_change"], e164, kind)
+        seq, _ = await self._log_change(conn, e164, kind)
         return seq
+
+    async def _log_change(self, conn: asyncpg.Connection, e164: str, kind: str) -> tuple[int, int]:
+        """``log_change``, also returning the id of the caller's transaction."""
+        row = await conn.fetchrow(self.sql["log_change"], e164, kind)
+        return row["seq"], row["txid"]
+
+    async def transaction_status(self, txid: int) -> str | None:
+        """``committed``, ``aborted`` or ``in progress``; ``None`` if too old to tell."""
+        status: str | None = await self.pool.fetchval(self.sql["transaction_status"], str(txid))
+        return status
 
     async def report_by_idempotency_key(self, key: str) -> StoredReport | None:
         row = await self.pool.fetchrow(self.sql["claim_idempotency_key"], key)
@@ -635,6 +679,16 @@ class Store:
             conn.transaction(isolation="repeatable_read", readonly=True),
         ):
             yield ConsistentRead(conn, self.sql)
+
+    @asynccontextmanager
+    async def advisory_lock(self, key: int) -> AsyncIterator[None]:
+        """Hold a PostgreSQL advisory lock (one holder across every node) for the block."""
+        async with self.pool.acquire() as conn:
+            await conn.execute(self.sql["advisory_lock"], key)
+            try:
+                yield
+            finally:
+                await conn.execute(self.sql["advisory_unlock"], key)
 
     async def register_feed_node(self, node_id: str, host: str, pid: int, head: FeedHead) -> None:
         await self.pool.execute(

@@ -300,3 +300,31 @@ async def _listening(client: TestClient) -> bool:
 
 async def _reports_are(client: TestClient, number: str, count: int) -> bool:
     return await reports_seen(client, number) == count
+
+
+async def test_lookup_misses_are_read_from_the_replica(
+    own_database_url: str, settings: Settings, clock: FakeClock, aiohttp_client: Client
+) -> None:
+    """With a replica configured, lookups the memory cannot answer read it, never the primary.
+
+    The "replica" here is another database that replication never feeds, so
+    what a lookup answers shows where it was read.
+    """
+    writer = await start_node(aiohttp_client, settings, clock)
+    reader = await start_node(
+        aiohttp_client, dataclasses.replace(settings, replica_url=own_database_url), clock
+    )
+    replica = await asyncpg.connect(own_database_url)
+    try:
+        await replica.execute(
+            "INSERT INTO numbers (e164, reports, reporters) VALUES ('+84912345678', 7, 7)"
+        )
+    finally:
+        await replica.close()
+    await report(writer, "0912345678")  # the reader's filter learns it from the feed
+
+    async def from_replica() -> bool:
+        return await reports_seen(reader, "0912345678") == 7
+
+    await eventually(from_replica)
+    assert await reports_seen(writer, "0912345678") == 1
