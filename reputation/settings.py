@@ -177,7 +177,7 @@ class Settings:
         "full)",
     )
     filter_snapshot_interval: float = setting(
-        900.0,
+        3600.0,
         "seconds between stored snapshots of the Bloom filter, which new nodes start from "
         "(0: never)",
     )
