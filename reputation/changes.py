@@ -64,9 +64,3 @@ class FeedPosition:
     def includes(self, txid: int) -> bool:
         """Had the transaction ``txid`` finished when this snapshot was taken?"""
         return txid < self.xmax and txid not in self.in_progress
-
-    def is_before(self, other: FeedPosition) -> bool:
-        """Does ``other`` hold everything this position holds and more?"""
-        return self.xmax < other.xmax or (
-            self.xmax == other.xmax and other.in_progress < self.in_progress
-        )

@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from reputation.changes import Change, FeedPosition
+from reputation.changes import Change
 from reputation.constants import (
     FEED_BATCH_SIZE,
     FEED_HEARTBEAT_SECONDS,
@@ -94,10 +94,6 @@ class ChangeFeed:
                 database_up=lambda: float(self.health.up),
             )
         )
-
-    @property
-    def position(self) -> FeedPosition | None:
-        return self.head.position if self.head else None
 
     def subscribe(self, handler: ChangeHandler) -> None:
         """Call ``handler`` with every batch of changes, in log order, before moving on."""
