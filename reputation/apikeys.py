@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 KEY_PREFIX = "rep_"
 # What an API key can look like; anything else is refused before it is hashed.
 _KEY_SHAPE = re.compile(r"[A-Za-z0-9_\-]{16,128}")
+# How the LISTEN connection for key changes shows in pg_stat_activity.
+LISTEN_APPLICATION_NAME = "reputation api keys"
 # Spellings of one key's header remembered ("Bearer k", "bearer k", ...).
 MAX_HEADER_SPELLINGS = 4
 # Characters of a key shown by `keys list` so that an operator can tell keys apart.
@@ -146,7 +148,11 @@ class KeyRing(Generic[Known]):
             while True:
                 try:
                     if listener is None or listener.is_closed():
-                        listener = await asyncpg.connect(dsn, timeout=interval * 5)
+                        listener = await asyncpg.connect(
+                            dsn,
+                            timeout=interval * 5,
+                            server_settings={"application_name": LISTEN_APPLICATION_NAME},
+                        )
                         await listener.add_listener(API_KEYS_CHANNEL, lambda *_: wake.set())
                     wake.clear()
                     await self.reload(store)
