@@ -3,7 +3,8 @@
 Pure code, no I/O: ``reputation.client`` fetches, this module reads what was
 fetched. It is written from the documented formats only (the range answer,
 the export's JSON lines, the Bloom filter file), as an app in another
-language would be, and never imports the server's modules for them.
+language would be: it shares no code with the server's side of them (only
+the number normaliser, so that a number is looked up as the service keys it).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from typing import Any, cast
 
 import orjson
 import xxhash
+
+from reputation.normalize import normalize
 
 _MASK64 = (1 << 64) - 1
 # Range answers a client keeps (each a few KB); 4096 covers every 3-character prefix.
@@ -176,8 +179,12 @@ class OfflineList:
     def __len__(self) -> int:
         return len(self.entries)
 
-    def check(self, e164: str) -> ListedAnswer:
-        """The verdict for an E.164 number from the local copy alone."""
+    def check(self, number: str, region: str = "VN") -> ListedAnswer:
+        """The verdict for a number (any written form) from the local copy alone.
+
+        ``InvalidNumber`` (with its code) when it is not a number at all.
+        """
+        e164 = normalize(number, region)
         answer = ListedAnswer.from_entry(e164, self.entries.get(e164))
         if self.bloom is None:
             return answer

@@ -22,6 +22,7 @@ from reputation import lists_api
 from reputation.app import create_app
 from reputation.appkeys import EXPORT_SLOTS, LOOKUPS, SETTINGS, SWEEPER
 from reputation.client import ApiError, AsyncClient, Client
+from reputation.errors import InvalidNumber
 from reputation.listing import ListVersion, published_category, published_count
 from reputation.offline import IncompleteExport, OfflineList
 from reputation.settings import Settings
@@ -306,6 +307,9 @@ async def test_offline_copy_synced_by_deltas_equals_a_fresh_full_export(
         if plain[number]["reported"]:
             assert answer.known is True
     assert reloaded.check("+84388888888").known is False
+    assert reloaded.check("038 888 8888") == reloaded.check("+84388888888")
+    with pytest.raises(InvalidNumber):
+        reloaded.check("156")
 
 
 async def test_a_change_committed_after_the_export_began_is_in_the_next_delta(
