@@ -43,6 +43,9 @@ from reputation.settings import Settings
 from reputation.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 
 TEST_REPORTER_KEY = "test-reporter-key"
+# Seconds a client in a test waits for an answer: tests check answers, not speed,
+# and a loaded machine must not turn into a failure.
+TEST_TIMEOUT = 30.0
 TEST_GATEWAY_SECRET = "test-gateway-secret"
 
 

@@ -8,6 +8,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from reputation.client import Answer, ApiError, AsyncClient, Client, EntryError
+from tests.conftest import TEST_TIMEOUT
 
 
 def base_url(client: TestClient) -> str:
@@ -17,7 +18,7 @@ def base_url(client: TestClient) -> str:
 def blocking_session(url: str, api_key: str) -> list[object]:
     """A whole conversation with the blocking client, on one keep-alive connection."""
     seen: list[object] = []
-    with Client(url, api_key=api_key) as service:
+    with Client(url, api_key=api_key, timeout=TEST_TIMEOUT) as service:
         seen.append(service.lookup("0912 345 678"))
         receipts = [
             service.report("0912345678", reporter=f"098700000{i}", category="impersonation")
@@ -61,7 +62,7 @@ async def test_blocking_client(client: TestClient, admin_key: str) -> None:
 
 
 async def test_async_client(client: TestClient, admin_key: str) -> None:
-    async with AsyncClient(base_url(client), api_key=admin_key) as service:
+    async with AsyncClient(base_url(client), api_key=admin_key, timeout=TEST_TIMEOUT) as service:
         assert (await service.lookup("0912345678")).verdict == "allow"
         for i in range(10):
             receipt = await service.report("0912345678", reporter=f"09870000{i:02d}")

@@ -93,8 +93,12 @@ async def service(
     await server.start_server()
     running = Service(server, lookup_key, bearer(admin_key), asked)
     try:
-        async with asyncio.timeout(15):
-            while (await running.call("GET", "/healthz"))["status"] != "alive":  # noqa: ASYNC110
+        async with asyncio.timeout(15), aiohttp.ClientSession() as session:
+            # Ready: the Bloom filter is loaded and PostgreSQL answers.
+            while True:
+                async with session.get(running.url + "/readyz") as response:
+                    if response.status == 200:
+                        break
                 await asyncio.sleep(0.05)
         for number, reporters in ((BLOCKED, 10), (WARNED, 3)):
             for i in range(reporters):

@@ -26,7 +26,7 @@ from reputation.errors import InvalidNumber
 from reputation.listing import ListVersion, published_category, published_count
 from reputation.offline import IncompleteExport, OfflineList
 from reputation.settings import Settings
-from tests.conftest import CreateApiKey, FakeClock, bearer, wait_ready
+from tests.conftest import TEST_TIMEOUT, CreateApiKey, FakeClock, bearer, wait_ready
 from tests.integration.test_openapi import conforms
 
 # National destination codes of Vietnamese mobile networks that libphonenumber accepts.
@@ -155,7 +155,9 @@ async def test_private_lookups_agree_with_the_plain_lookup_on_10k_numbers(
     async with aiohttp.ClientSession(trace_configs=[trace]) as session:
         # The role a phone app holds (without the rate limit, which 10k checks would pass).
         lookup_key = await usable_key(client, create_api_key, "lookup", rate="off")
-        private = AsyncClient(base_url(client), session=session, api_key=lookup_key)
+        private = AsyncClient(
+            base_url(client), session=session, api_key=lookup_key, timeout=TEST_TIMEOUT
+        )
         answers = {number: await private.check_private(number) for number in probes}
         # The issue's own format, 5 characters, for a sample.
         five = {n: await private.check_private(n, prefix_length=5) for n in probes[::10]}
@@ -270,7 +272,7 @@ async def test_offline_copy_synced_by_deltas_equals_a_fresh_full_export(
     reporter = Reporter(client)
     sweeper = client.server.app[SWEEPER]
     seen: dict[str, set[str]] = {"deleted": set(), "block": set(), "warn": set()}
-    async with AsyncClient(base_url(client), api_key=admin_key) as service:
+    async with AsyncClient(base_url(client), api_key=admin_key, timeout=TEST_TIMEOUT) as service:
         offline = OfflineList()
         assert await service.sync_offline(offline) == 0
         for round_ in range(8):
@@ -368,7 +370,7 @@ async def test_an_unknown_version_makes_the_client_download_everything(
     client: TestClient, admin_key: str
 ) -> None:
     await Reporter(client).report("+84912345678", 3)
-    async with AsyncClient(base_url(client), api_key=admin_key) as service:
+    async with AsyncClient(base_url(client), api_key=admin_key, timeout=TEST_TIMEOUT) as service:
         offline = OfflineList()
         offline.version = f"{2**62}:{2**62}:"  # from another database
         offline.entries = {"+84900000000": {"verdict": "block"}}
@@ -520,7 +522,7 @@ async def test_changes_made_elsewhere_reach_the_ranges_within_the_refresh_interv
 
 
 def blocking_private_session(url: str, key: str, numbers: list[str]) -> tuple[list[str], int]:
-    with Client(url, api_key=key) as service:
+    with Client(url, api_key=key, timeout=TEST_TIMEOUT) as service:
         verdicts = [service.check_private(n).verdict for n in numbers]
         offline = OfflineList()
         service.sync_offline(offline)
