@@ -102,13 +102,20 @@ def _region(request: web.Request) -> str:
 def answer_json(
     request: web.Request, answer: Answer, attestation: str | None = None
 ) -> dict[str, Any]:
-    """The lookup object of one answer, counted in the metrics."""
+    """The lookup object of one answer, counted in the lookup metrics."""
     lookups = request.app[LOOKUPS]
     judgement = lookups.judge(answer, attestation)
     metrics = request.app[METRICS]
     metrics.lookup_by[answer.layer, judgement.verdict].inc()
     for reason in judgement.reasons:
         metrics.verdict_reason[reason].inc()
+    return answer_body(answer, judgement, lookups.appeal_url(answer.e164, judgement))
+
+
+def number_json(request: web.Request, answer: Answer) -> dict[str, Any]:
+    """The lookup object of a number a report just changed (not a lookup: not counted as one)."""
+    lookups = request.app[LOOKUPS]
+    judgement = lookups.judge(answer)
     return answer_body(answer, judgement, lookups.appeal_url(answer.e164, judgement))
 
 
@@ -224,14 +231,14 @@ async def post_report(request: web.Request) -> web.Response:
             "queued": True,
             "idempotency_key": recorded.report.idempotency_key,
             "report": recorded.to_json(),
-            "number": answer_json(request, dataclasses.replace(known, degraded=True)),
+            "number": number_json(request, dataclasses.replace(known, degraded=True)),
         }
         return json_response(body, status=202)
     if not recorded.replayed:
         lookups.remember(recorded.number, recorded.change_seq)
         metrics.report_by[report.channel, report.category].inc()
     answer = Answer(recorded.number.e164, recorded.number, "database")
-    body = {"report": recorded.report.to_json(), "number": answer_json(request, answer)}
+    body = {"report": recorded.report.to_json(), "number": number_json(request, answer)}
     return json_response(body, status=200 if recorded.replayed else 201)
 
 

@@ -17,6 +17,11 @@ DEFAULT_CATEGORY = "scam"
 # Longest report content kept, in characters (the SMS channel cuts there too).
 MAX_CONTENT_CHARS = 1000
 
+# Longest SMS text read: ten concatenated segments (1530 GSM-7 characters, 670
+# in UCS-2). A gateway that sends more gets the rest dropped, which bounds the
+# cost of reading a message; the content kept is shorter still.
+MAX_SMS_TEXT_CHARS = 1600
+
 # Idempotency keys of reports made by SMS are this prefix + the gateway's
 # message_id; API clients may not use it.
 SMS_IDEMPOTENCY_PREFIX = "sms:"

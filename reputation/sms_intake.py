@@ -23,7 +23,7 @@ from aiohttp import web
 from reputation import privacy
 from reputation.appkeys import GUARD, HEALTH, LOOKUPS, METRICS, SETTINGS, SPOOL, STORE
 from reputation.auth import requires
-from reputation.constants import MAX_MESSAGE_ID_CHARS, SMS_IDEMPOTENCY_PREFIX
+from reputation.constants import MAX_MESSAGE_ID_CHARS, MAX_SMS_TEXT_CHARS, SMS_IDEMPOTENCY_PREFIX
 from reputation.errors import BadRequest, IdempotencyConflict, InvalidNumber, TooManyRequests
 from reputation.health import UNAVAILABLE
 from reputation.jsonio import json_response, read_json_object
@@ -112,7 +112,7 @@ def _text(value: object) -> str:
     if not isinstance(value, str):
         raise BadRequest("'text' must be a string.", code="invalid_field", field="text")
     # PostgreSQL cannot keep NUL or lone surrogates; the rest of the message still counts.
-    return value.replace("\x00", "").encode("utf-8", "replace").decode()
+    return value[:MAX_SMS_TEXT_CHARS].replace("\x00", "").encode("utf-8", "replace").decode()
 
 
 def _moment(value: object) -> datetime | None:

@@ -65,3 +65,19 @@ async def test_metrics_move_with_lookups(client: TestClient) -> None:
     assert metric_value(after, reports) == 1
     assert "+8491" not in after
     assert "0912345678" not in after
+
+
+def lookups_counted(exposition: str) -> float:
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in exposition.splitlines()
+        if line.startswith("reputation_lookups_total{")
+    )
+
+
+async def test_a_report_is_not_counted_as_a_lookup(client: TestClient) -> None:
+    before = lookups_counted(await (await client.get("/metrics")).text())
+    response = await client.post("/v1/reports", json={"number": "0912345678"})
+    assert response.status == 201
+    assert (await response.json())["number"]["reports"] == 1
+    assert lookups_counted(await (await client.get("/metrics")).text()) == before

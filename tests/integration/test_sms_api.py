@@ -19,6 +19,7 @@ import asyncpg
 import pytest
 
 from reputation.appkeys import STORE
+from reputation.constants import MAX_SMS_TEXT_CHARS
 from reputation.records import NewReport
 from reputation.settings import Settings
 from reputation.sms import SENDER_PLACEHOLDER, accepted_reply, refusal_reply
@@ -422,16 +423,28 @@ async def test_the_sender_number_is_nowhere_in_clear(
 async def test_long_content_is_cut_at_1000_characters(
     sms_gateway: SmsGateway, settings: Settings
 ) -> None:
-    text = "LD 0912345678 " + "lừa đảo " * 200
+    text = "LD 0912345678 " + "lừa đảo " * 150
     status, body = await sms_gateway.post(message("m-1", text))
     assert status == 200
     assert body["accepted"] is True
     assert len(body["content"]) == 999  # 1000, less the space the cut left at the end
-    assert body["content"] == ("lừa đảo " * 200)[:1000].rstrip()
+    assert body["content"] == ("lừa đảo " * 150)[:1000].rstrip()
     [report] = await fetch(settings, "SELECT content FROM reports")
     assert report["content"] == body["content"]
     [row] = await fetch(settings, "SELECT text FROM sms_messages")
     assert row["text"] == text  # the message itself is kept whole for analysts
+
+
+async def test_text_beyond_ten_segments_is_not_read(
+    sms_gateway: SmsGateway, settings: Settings
+) -> None:
+    text = "LD 0912345678 " + "x" * 60_000
+    status, body = await sms_gateway.post(message("m-1", text))
+    assert status == 200
+    assert body["accepted"] is True
+    assert body["content"] == "x" * 1000
+    [row] = await fetch(settings, "SELECT text FROM sms_messages")
+    assert row["text"] == text[:MAX_SMS_TEXT_CHARS]
 
 
 async def test_replies_name_the_short_code_written_to(sms_gateway: SmsGateway) -> None:

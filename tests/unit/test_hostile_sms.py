@@ -17,12 +17,11 @@ from collections.abc import Callable
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from reputation.constants import MAX_CONTENT_CHARS
+from reputation.constants import MAX_CONTENT_CHARS, MAX_SMS_TEXT_CHARS
 from reputation.normalize import normalize
 from reputation.sms import KEYWORDS, SMS_ERRORS, hide_number, parse_sms
 
 MAX_SECONDS_PER_CALL = 0.001
-MAX_SMS_CHARS = 1600
 E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 SENDER = "+84987654321"
 # The sender's number written whole (digits touching others make another number).
@@ -30,7 +29,7 @@ SENDER_WRITTEN = re.compile(
     r"(?<![0-9\uff10-\uff19])(?:\+84|0084|84)?0?987654321(?![0-9\uff10-\uff19])"
 )
 
-ANY_TEXT = st.text(st.characters(codec=None, categories=None), max_size=MAX_SMS_CHARS)
+ANY_TEXT = st.text(st.characters(codec=None, categories=None), max_size=MAX_SMS_TEXT_CHARS)
 KEYWORD = st.sampled_from(
     ["LD", "ld", "LĐ", "lđ", "Ld", "V", "S", "\uff2c\uff24", "L D", "LDD", ""]
 )
@@ -87,13 +86,13 @@ hide_number("warm-up", SENDER)
 @settings(max_examples=500, deadline=None)
 @given(ANY_TEXT)
 @example("")
-@example("\ud800" * MAX_SMS_CHARS)
+@example("\ud800" * MAX_SMS_TEXT_CHARS)
 @example("LD " + "0 " * 799)
 @example("LD " + "(" * 1597)
 @example("LD 0912345678 " + "\u0301" * 1586)  # combining marks with nothing to sit on
 @example("LD " + "0987654321 " * 145)
 @example("LD " + "+" * 1597)
-@example("\ufdfa" * MAX_SMS_CHARS)  # NFC leaves it, NFKC would make 18 characters of each
+@example("\ufdfa" * MAX_SMS_TEXT_CHARS)  # NFC leaves it, NFKC would make 18 characters of each
 def test_any_message(text: str) -> None:
     check(text)
 
