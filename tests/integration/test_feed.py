@@ -174,11 +174,8 @@ async def test_dropped_listen_connections_lose_no_change(
         cut = 0
         for _ in range(3):
             await asyncio.sleep(0.2)
-            cut += await admin.fetchval(
-                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND application_name = $1",
-                LISTEN_APPLICATION_NAME,
-            )
+            await eventually(lambda: _listening(follower))  # back since the previous cut
+            cut += await terminate_listeners(admin)
         return cut
 
     try:
@@ -195,6 +192,57 @@ async def test_dropped_listen_connections_lose_no_change(
     exposition = await (await follower.get("/metrics")).text()
     assert metric_value(exposition, "reputation_feed_reconnects_total") >= 3
     assert metric_value(exposition, "reputation_feed_changes_total") >= len(sent)
+
+
+async def test_a_change_whose_notification_was_missed_is_read_after_reconnecting(
+    database_url: str, settings: Settings, clock: FakeClock, aiohttp_client: Client
+) -> None:
+    """Only the reconnection can bring this change: no NOTIFY was sent and the timer is off."""
+    follower = await start_node(aiohttp_client, quiet(settings), clock)
+    await eventually(lambda: _listening_and_idle(follower))
+    await commit_without_notification(node_app(follower)[STORE], "+84912345678")
+    await asyncio.sleep(0.5)
+    assert await reports_seen(follower, "0912345678") == 0
+    admin = await asyncpg.connect(database_url)
+    try:
+        assert await terminate_listeners(admin) == 1
+    finally:
+        await admin.close()
+    await eventually(lambda: _reports_are(follower, "0912345678", 1))
+    exposition = await (await follower.get("/metrics")).text()
+    assert metric_value(exposition, "reputation_feed_reconnects_total") == 1
+
+
+async def test_a_change_whose_notification_was_missed_is_read_on_the_timer(
+    settings: Settings, clock: FakeClock, aiohttp_client: Client
+) -> None:
+    follower = await start_node(
+        aiohttp_client, dataclasses.replace(settings, feed_poll_interval=0.2), clock
+    )
+    await eventually(lambda: _listening_and_idle(follower))
+    await commit_without_notification(node_app(follower)[STORE], "+84912345678")
+    await eventually(lambda: _reports_are(follower, "0912345678", 1))
+    exposition = await (await follower.get("/metrics")).text()
+    assert metric_value(exposition, "reputation_feed_reconnects_total") == 0
+    assert node_app(follower)[FEED].listening
+
+
+async def commit_without_notification(store: Store, e164: str) -> None:
+    """A reported number and its change row, committed with no NOTIFY: as if the
+    notification had been sent while nobody listened."""
+    async with store.pool.acquire() as conn, conn.transaction():
+        await conn.execute("INSERT INTO numbers (e164, reports, reporters) VALUES ($1, 1, 1)", e164)
+        await store.log_change(conn, e164, "report")
+
+
+async def terminate_listeners(admin: asyncpg.Connection) -> int:
+    """Terminate the LISTEN connections of every node on this database; how many there were."""
+    terminated: int = await admin.fetchval(
+        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND application_name = $1",
+        LISTEN_APPLICATION_NAME,
+    )
+    return terminated
 
 
 async def test_a_node_whose_missing_changes_were_pruned_reloads(
@@ -303,6 +351,12 @@ async def test_a_full_filter_is_rebuilt_larger_while_lookups_go_on(
 
 async def _listening(client: TestClient) -> bool:
     return node_app(client)[FEED].listening
+
+
+async def _listening_and_idle(client: TestClient) -> bool:
+    """Listening, and the read that follows each (re)connection is done: no read is due."""
+    feed = node_app(client)[FEED]
+    return feed.listening and not feed._wake.is_set() and not feed._reading.locked()
 
 
 async def _reports_are(client: TestClient, number: str, count: int) -> bool:

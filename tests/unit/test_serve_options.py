@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 import pytest
 import uvloop
@@ -36,3 +37,8 @@ def test_access_log_options_follow_the_setting() -> None:
     assert access_log_options(Settings()) == {"access_log_class": ErrorAccessLogger}
     assert access_log_options(Settings(access_log="all")) == {"access_log_class": AccessLogger}
     assert access_log_options(Settings(access_log="off")) == {"access_log": None}
+
+
+def test_serve_runs_one_worker_per_cpu_core_by_default() -> None:
+    assert Settings().workers == (os.cpu_count() or 1)
+    assert Settings(workers=3).workers == 3
