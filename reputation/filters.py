@@ -28,9 +28,11 @@ from reputation.store import ConsistentRead, FeedHead, Store, StoredFilter
 
 logger = logging.getLogger(__name__)
 
-# Numbers added to a filter between two yields to the event loop while building
-# (about 2 ms of work), so that lookups keep being answered during a build.
-BUILD_SLICE = 1_000
+# COPY text gathered before it is handed to the thread that adds it to a filter
+# being built (about 37,000 numbers): large enough that each hand-over's fixed
+# costs vanish, small enough that splitting it into lines (done holding the
+# interpreter lock) takes about a millisecond.
+BUILD_BLOCK_BYTES = 1 << 19
 # pg_advisory_lock key held while a node builds a filter from the tables at
 # start-up ("bloom" as a number).
 FILTER_BUILD_LOCK_KEY = 0x626C6F6F6D
@@ -259,17 +261,49 @@ class FilterKeeper:
 
 
 async def _copy_into(read: ConsistentRead, number_filter: NumberFilter) -> None:
-    """Stream every known number into ``number_filter``, yielding to lookups as it goes."""
-    rest = b""
+    """Stream every known number into ``number_filter`` without holding up lookups.
+
+    The COPY text is cut into blocks of whole lines; a worker thread hashes
+    and sets one block (``NumberFilter.add_many``) while the next arrives, so
+    a build uses a second core, and the event loop keeps answering: the
+    thread gives the interpreter lock back every few milliseconds. One block
+    at a time is added, in the order read.
+    """
+    pending: list[bytes] = []
+    size = 0
+    adding: asyncio.Task[None] | None = None
+
+    async def hand_over(block: bytes) -> None:
+        nonlocal adding
+        if adding is not None:
+            await adding
+        adding = asyncio.ensure_future(asyncio.to_thread(_add_lines, number_filter, block))
 
     async def take(chunk: bytes) -> None:
-        nonlocal rest
-        lines = (rest + chunk).split(b"\n")
-        rest = lines.pop()
-        for start in range(0, len(lines), BUILD_SLICE):
-            number_filter.add_many(lines[start : start + BUILD_SLICE])
-            await asyncio.sleep(0)
+        nonlocal size
+        pending.append(chunk)
+        size += len(chunk)
+        if size >= BUILD_BLOCK_BYTES:
+            text = b"".join(pending)
+            cut = text.rfind(b"\n") + 1
+            pending[:] = [text[cut:]]
+            size = len(pending[0])
+            await hand_over(text[:cut])
 
-    await read.copy_number_keys(take)
-    if rest:
-        number_filter.add_many([rest])
+    try:
+        await read.copy_number_keys(take)
+        await hand_over(b"".join(pending))
+        assert adding is not None
+        await adding
+    except BaseException:
+        if adding is not None:
+            adding.cancel()  # the filter is thrown away; its thread's last block is not awaited
+        raise
+
+
+def _add_lines(number_filter: NumberFilter, text: bytes) -> None:
+    """Add the numbers of some COPY text (one per line) to a filter: a worker thread's part."""
+    keys = text.split(b"\n")
+    if keys[-1] == b"":
+        keys.pop()
+    number_filter.add_many(keys)

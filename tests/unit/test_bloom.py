@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import random
+
+import pytest
 import xxhash
 
+from reputation import bloom
 from reputation.bloom import NumberFilter
 
 
@@ -65,3 +69,75 @@ def test_inline_membership_agrees_with_pybloom_live() -> None:
     assert answers == [number in number_filter.bloom for number in probes]
     assert any(answers[5_000:])  # some false positives, so both branches are compared
     assert not all(answers[5_000:])
+
+
+def odd_keys(count: int, seed: int) -> list[str]:
+    """Keys of every length from 0 to 40 characters, some not ASCII, a few repeated."""
+    rng = random.Random(seed)
+    alphabet = "+0123456789 ()-.số điện thoại☎\u200b"
+    keys = ["".join(rng.choices(alphabet, k=rng.randrange(41))) for _ in range(count)]
+    return keys + rng.sample(keys, min(len(keys), 50))
+
+
+def one_by_one(capacity: int, error_rate: float, keys: list[str]) -> NumberFilter:
+    number_filter = NumberFilter(capacity, error_rate)
+    for key in keys:
+        number_filter.add(key)
+    return number_filter
+
+
+@pytest.mark.parametrize(
+    ("capacity", "error_rate", "keys"),
+    [
+        (10, 0.001, numbers(7)),
+        (1_000, 0.001, numbers(1_000)),
+        (50_000, 0.001, numbers(30_000, start=5_000_000)),
+        (3_000, 0.01, odd_keys(2_000, seed=1)),
+        # Dense: many keys find all their bits set already and are not counted.
+        (40_000, 0.3, odd_keys(39_000, seed=2)),
+        # Past capacity: the rest goes to the overflow set.
+        (5_000, 0.01, numbers(12_000)),
+        (2_000, 0.2, odd_keys(6_000, seed=3)),
+    ],
+)
+@pytest.mark.parametrize("batch", [bloom.BULK_KEYS, 1_500])
+def test_bulk_add_matches_adding_one_by_one(
+    capacity: int, error_rate: float, keys: list[str], batch: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Same bits, same item count, same overflow set: a bulk-built filter is the same filter."""
+    monkeypatch.setattr(bloom, "BULK_KEYS", batch)
+    expected = one_by_one(capacity, error_rate, keys)
+    bulk = NumberFilter(capacity, error_rate)
+    bulk.add_many([key.encode() for key in keys])
+    assert bulk.bloom.bitarray == expected.bloom.bitarray
+    assert bulk.bloom.count == expected.bloom.count
+    assert bulk.overflow == expected.overflow
+    assert len(bulk) == len(expected)
+    assert bulk.needs_rebuild == expected.needs_rebuild
+
+
+def test_the_dense_cases_do_skip_keys_already_present() -> None:
+    """The comparison above covers keys ``add`` does not count, and an overflow."""
+    dense = one_by_one(40_000, 0.3, odd_keys(39_000, seed=2))
+    assert len(dense) < len(set(odd_keys(39_000, seed=2))) - 1_000
+    assert one_by_one(5_000, 0.01, numbers(12_000)).overflow
+
+
+def test_bulk_add_onto_a_filled_filter_and_in_pieces() -> None:
+    """Bits already set (by ``add``, or an earlier bulk add) count as present."""
+    keys = [key.encode() for key in odd_keys(20_000, seed=4)]
+    expected = one_by_one(30_000, 0.05, [key.decode() for key in keys])
+    pieces = NumberFilter(30_000, 0.05)
+    for key in keys[:3_000]:
+        pieces.add(key.decode())
+    for start in range(3_000, len(keys), 7_001):
+        pieces.add_many(keys[start : start + 7_001])
+    assert pieces.bloom.bitarray == expected.bloom.bitarray
+    assert len(pieces) == len(expected)
+
+
+def test_bulk_add_of_nothing() -> None:
+    number_filter = NumberFilter(100, 0.01)
+    number_filter.add_many([])
+    assert len(number_filter) == 0
+    assert not number_filter.bloom.bitarray.any()
