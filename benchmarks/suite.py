@@ -29,7 +29,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 
-from benchmarks import numbers, report, seed
+from benchmarks import numbers, report, seed, startup
 from benchmarks.load import Header, open_loop, wrk
 from benchmarks.processes import ProcessGroup, python_module
 from reputation.embedded import EmbeddedPostgres
@@ -333,6 +333,10 @@ class Bench:
             self.lookup_key = Header("Authorization", "Bearer " + self.create_key("lookup"))
             self.report_key = Header("Authorization", "Bearer " + self.create_key("report"))
             self.header = self.lookup_key
+            log("start-up: first start (filter built from the table), then restart (snapshot)")
+            self.results["startup"] = startup.measure(
+                url, SERVICE_PORT, self.plan.workers, self.service_env, self.scratch
+            )
             for workers in self.plan.workers:
                 self.run_workers(workers, redis_pid)
             self.results["normalize"] = run_normalize_bench()
