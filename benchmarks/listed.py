@@ -126,9 +126,10 @@ async def seed_listed(url: str, count: int) -> float:
 
 
 @contextlib.contextmanager
-def scratch_database() -> Iterator[str]:
-    """A fresh database on REPUTATION_BENCH_DATABASE_URL's server, or on an embedded PostgreSQL."""
-    admin = os.environ.get("REPUTATION_BENCH_DATABASE_URL")
+def scratch_database(admin: str | None = None) -> Iterator[str]:
+    """A fresh database on the server of ``admin`` (an admin URL; default:
+    REPUTATION_BENCH_DATABASE_URL), or on an embedded PostgreSQL."""
+    admin = admin or os.environ.get("REPUTATION_BENCH_DATABASE_URL")
     if admin:
         name = f"reputation_bench_{uuid.uuid4().hex[:8]}"
         asyncio.run(_admin(admin, f'CREATE DATABASE "{name}"'))
