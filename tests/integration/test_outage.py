@@ -350,3 +350,24 @@ def _append_torn_line(path: Path) -> None:
     """What a crash in the middle of a write leaves: a line without its end."""
     with path.open("ab") as handle:
         handle.write(b'1234abcd {"id": "torn')
+
+
+async def test_a_readiness_probe_that_waits_for_a_busy_pool_does_not_declare_postgres_down(
+    settings: Settings, clock: FakeClock, aiohttp_client: Client
+) -> None:
+    """A node under load may keep every connection busy for more than a second:
+    the probe must not send the next reports to the spool for that."""
+    node: TestClient = await aiohttp_client(create_app(settings, clock=clock))
+    await wait_ready(node)
+    pool = node_app(node)[STORE].pool
+    held = [await pool.acquire() for _ in range(settings.pool_max_size)]
+    try:
+        body = await (await node.get("/readyz")).json()
+    finally:
+        for connection in held:
+            await pool.release(connection)
+    assert (body["status"], body["database"]) == ("ready", "up")
+    response = await node.post(
+        "/v1/reports", json={"number": "0912000011", "reporter": "0987000111"}
+    )
+    assert response.status == 201, await response.text()

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from reputation.cli import build_parser, settings_from
+from reputation.logs import redact_numbers
 from reputation.queries import parse_queries, queries
 from reputation.settings import Settings
 
@@ -37,6 +38,11 @@ def test_secrets_are_masked() -> None:
     assert shown["database_url"] == "***"
     assert shown["reporter_key"] == "***"
     assert shown["port"] == "8080"
+
+
+def test_large_numbers_in_the_settings_line_survive_the_phone_number_filter() -> None:
+    shown = str(Settings(spool_max_bytes=1_073_741_824).describe())
+    assert "1_073_741_824" in redact_numbers(shown)
 
 
 def test_help_names_each_environment_variable(capsys: pytest.CaptureFixture[str]) -> None:
