@@ -29,10 +29,12 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import xxhash
 from bitarray import bitarray
+from numpy.typing import NDArray
 from pybloom_live import BloomFilter
 
 _MASK64 = (1 << 64) - 1
@@ -80,24 +82,39 @@ def digests(keys: Sequence[bytes]) -> bytes:
     )
 
 
-def bulk_add(bits: bitarray, key_digests: bytes, num_slices: int, bits_per_slice: int) -> int:
-    """Set the bits of many keys at once; how many of them ``add`` would have counted.
+@dataclass(frozen=True, slots=True)
+class BitPositions:
+    """The bits a batch of keys sets, worked out without the filter (so in any thread).
 
-    The bit positions are those of ``double_hashes``: ``(h1 + i*h2) mod m`` in
+    Each position once, ascending: its byte, its bit within the byte, and the
+    batch index of the first key that sets it.
+    """
+
+    keys: int
+    byte: NDArray[np.uint64]
+    mask: NDArray[np.uint8]
+    setter: NDArray[np.uint32]
+
+
+def bit_positions(key_digests: bytes, num_slices: int, bits_per_slice: int) -> BitPositions:
+    """Where the keys of ``key_digests`` (see ``digests``) set their bits, in one numpy pass.
+
+    The positions are those of ``double_hashes``: ``(h1 + i*h2) mod m`` in
     exact integers equals ``((h1 mod m) + i*(h2 mod m)) mod m``, computed here
     in uint64 without wrap-around (both terms are below ``m``, so each step
     adds less than ``m`` and subtracts ``m`` at most once).
 
-    ``add`` counts a key unless all its bits were set before it: by an earlier
-    call, or by a key earlier in this batch. Every (key, slice) pair is sorted
-    by bit position, then by key, so the first pair at each position is the
-    one that sets it; a key is counted when one of its pairs is first at a
-    position that was still clear. The sort also makes the writes to the bit
-    array nearly sequential, and numpy releases the interpreter lock for it.
+    Every (key, slice) pair is sorted by bit position, then by key, so that the
+    first pair at each position is the key that sets it first; the sort also
+    makes the writes to the bit array nearly sequential. numpy releases the
+    interpreter lock for most of this.
     """
     count = len(key_digests) // 16
     if count == 0:
-        return 0
+        empty = np.empty(0, dtype=np.uint64)
+        return BitPositions(0, empty, empty.astype(np.uint8), empty.astype(np.uint32))
+    if count > 1 << 32:
+        raise ValueError(f"{count} keys are too many for one pass")
     m, k = np.uint64(bits_per_slice), num_slices
     # A pair as one sortable uint64: global bit position, key index, slice index.
     slice_bits = max(1, (k - 1).bit_length())
@@ -122,17 +139,27 @@ def bulk_add(bits: bitarray, key_digests: bytes, num_slices: int, bits_per_slice
     first = np.empty(pairs.size, dtype=bool)
     first[0] = True
     np.not_equal(bit[1:], bit[:-1], out=first[1:])
-    bit = bit[first]  # each position once, ascending
-    byte = bit >> np.uint64(3)
+    bit = bit[first]
+    key_mask = np.uint64((1 << (shift - slice_bits)) - 1)
+    setter = ((pairs[first] >> np.uint64(slice_bits)) & key_mask).astype(np.uint32)
     mask = np.left_shift(np.uint8(1), (bit & np.uint64(7)).astype(np.uint8))
-    del bit
+    return BitPositions(count, bit >> np.uint64(3), mask, setter)
+
+
+def set_positions(bits: bitarray, positions: BitPositions) -> int:
+    """Set a batch's bits in ``bits``; how many of its keys ``add`` would have counted.
+
+    ``add`` counts a key unless all its bits were set before it, by an earlier
+    call or by a key earlier in the batch: so a key is counted when it is the
+    first setter of a position that was still clear.
+    """
+    if positions.keys == 0:
+        return 0
+    byte, mask = positions.byte, positions.mask
     array = np.frombuffer(memoryview(bits), dtype=np.uint8)
     before = array[byte]
-    fresh = np.zeros(pairs.size, dtype=bool)
-    fresh[first] = (before & mask) == 0
-    counted = np.zeros(count, dtype=bool)
-    key_mask = np.uint64((1 << (shift - slice_bits)) - 1)
-    counted[(pairs[fresh] >> np.uint64(slice_bits)) & key_mask] = True
+    counted = np.zeros(positions.keys, dtype=bool)
+    counted[positions.setter[(before & mask) == 0]] = True
     # One fancy OR sets them all, except that of two positions in one byte
     # only the last write stays: those are ORed again, one by one.
     array[byte] = before | mask
@@ -214,10 +241,30 @@ class NumberFilter:
                     self.add(key.decode())
                 return
             batch = keys[start : start + min(room, BULK_KEYS)]
-            self.bloom.count += bulk_add(
-                self.bloom.bitarray, digests(batch), self.num_slices, self.bits_per_slice
-            )
+            positions = bit_positions(digests(batch), self.num_slices, self.bits_per_slice)
+            self.bloom.count += set_positions(self.bloom.bitarray, positions)
             start += len(batch)
+
+    def prepare(self, keys: Sequence[bytes]) -> list[BitPositions]:
+        """The bit positions of ``keys`` for ``add_prepared``; reads nothing that changes.
+
+        The costly part of ``add_many``: threads may prepare several batches at
+        once while another adds the batches prepared before, in order.
+        """
+        return [
+            bit_positions(
+                digests(keys[start : start + BULK_KEYS]), self.num_slices, self.bits_per_slice
+            )
+            for start in range(0, len(keys), BULK_KEYS)
+        ]
+
+    def add_prepared(self, keys: Sequence[bytes], prepared: Sequence[BitPositions]) -> None:
+        """``add_many(keys)``, given ``prepare(keys)``: same bits, count and overflow."""
+        if self.capacity - self.bloom.count < max(len(keys), MIN_BULK_ROOM):
+            self.add_many(keys)  # near capacity: the batches must follow the room left
+            return
+        for positions in prepared:
+            self.bloom.count += set_positions(self.bloom.bitarray, positions)
 
     def __contains__(self, number: str) -> bool:
         # The bit positions of ``double_hashes``, tested inline: a lookup's most

@@ -20,6 +20,7 @@ from aiohttp.test_utils import TestClient
 
 from reputation.app import create_app, utc_now
 from reputation.appkeys import FEED, FILTERS, LOOKUPS, STORE
+from reputation.bloom import NumberFilter
 from reputation.changes import FeedPosition
 from reputation.feed import LISTEN_APPLICATION_NAME, ChangeFeed
 from reputation.health import DatabaseHealth
@@ -389,3 +390,30 @@ async def test_lookup_misses_are_read_from_the_replica(
 
     await eventually(from_replica)
     assert await reports_seen(writer, "0912345678") == 1
+
+
+async def test_filters_built_from_many_numbers_hold_exactly_their_bits(
+    settings: Settings, clock: FakeClock, aiohttp_client: Client
+) -> None:
+    """Start-up (blocks prepared in parallel) and a rebuild (one block at a time) read the
+    table in many blocks: the filter is bit for bit the one that adding each number makes."""
+    known = [f"+8498{i:07d}" for i in range(150_000)]  # about 1.8 MB of COPY text
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        await conn.copy_records_to_table("numbers", records=[(n,) for n in known], columns=["e164"])
+        in_table_order = [row[0] for row in await conn.fetch("SELECT e164 FROM numbers")]
+    finally:
+        await conn.close()
+    node = await start_node(aiohttp_client, settings, clock)
+    lookups = node_app(node)[LOOKUPS]
+    for build in ("start-up", "rebuild"):
+        if build == "rebuild":
+            await node_app(node)[FILTERS].rebuild("scheduled", lambda: None)
+        built = lookups.filter
+        assert built is not None
+        expected = NumberFilter(built.capacity, built.error_rate)
+        for number in in_table_order:
+            expected.add(number)
+        assert built.capacity >= 2 * len(known)
+        assert built.bloom.bitarray == expected.bloom.bitarray, build
+        assert len(built) == len(expected), build

@@ -107,13 +107,17 @@ def test_bulk_add_matches_adding_one_by_one(
     """Same bits, same item count, same overflow set: a bulk-built filter is the same filter."""
     monkeypatch.setattr(bloom, "BULK_KEYS", batch)
     expected = one_by_one(capacity, error_rate, keys)
+    encoded = [key.encode() for key in keys]
     bulk = NumberFilter(capacity, error_rate)
-    bulk.add_many([key.encode() for key in keys])
-    assert bulk.bloom.bitarray == expected.bloom.bitarray
-    assert bulk.bloom.count == expected.bloom.count
-    assert bulk.overflow == expected.overflow
-    assert len(bulk) == len(expected)
-    assert bulk.needs_rebuild == expected.needs_rebuild
+    bulk.add_many(encoded)
+    prepared = NumberFilter(capacity, error_rate)
+    prepared.add_prepared(encoded, prepared.prepare(encoded))
+    for built in (bulk, prepared):
+        assert built.bloom.bitarray == expected.bloom.bitarray
+        assert built.bloom.count == expected.bloom.count
+        assert built.overflow == expected.overflow
+        assert len(built) == len(expected)
+        assert built.needs_rebuild == expected.needs_rebuild
 
 
 def test_the_dense_cases_do_skip_keys_already_present() -> None:
@@ -131,7 +135,11 @@ def test_bulk_add_onto_a_filled_filter_and_in_pieces() -> None:
     for key in keys[:3_000]:
         pieces.add(key.decode())
     for start in range(3_000, len(keys), 7_001):
-        pieces.add_many(keys[start : start + 7_001])
+        piece = keys[start : start + 7_001]
+        if start % 2:
+            pieces.add_many(piece)
+        else:
+            pieces.add_prepared(piece, pieces.prepare(piece))
     assert pieces.bloom.bitarray == expected.bloom.bitarray
     assert len(pieces) == len(expected)
 
