@@ -1,16 +1,24 @@
-"""``reputation serve --workers N`` as a real process: one port, N nodes, a graceful stop."""
+"""``reputation serve`` as a real process: N nodes on one port, stopped in a burst, in an outage."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import asyncpg
+
+from reputation.embedded import EmbeddedPostgres
+from reputation.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
+from reputation.spool import pending_records
+from tests.conftest import TEST_GATEWAY_SECRET
 
 BURST = 400
 CONCURRENCY = 40
@@ -129,3 +137,119 @@ async def _until_ready(session: aiohttp.ClientSession, base: str) -> None:
             except aiohttp.ClientError:
                 pass
             await asyncio.sleep(0.1)
+
+
+async def test_sigterm_while_postgres_is_down_keeps_the_spool_for_the_next_start(
+    own_postgres: EmbeddedPostgres, own_database_url: str, tmp_path: Path
+) -> None:
+    """Reports spooled during an outage survive a stop; the next start writes each once."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REPUTATION_")}
+    env |= {
+        "REPUTATION_DATABASE_URL": own_database_url,
+        "REPUTATION_DATA_DIR": str(tmp_path),
+        "REPUTATION_REPORTER_RATE_LIMIT": "off",
+        "REPUTATION_SMS_GATEWAY_SECRET": TEST_GATEWAY_SECRET,
+        "REPUTATION_LOG_LEVEL": "WARNING",
+    }
+    base = f"http://127.0.0.1:{port}"
+    pg_port = own_postgres.port
+    async with aiohttp.ClientSession() as session:
+        first = await _serve(env, port, tmp_path / "first.log")
+        try:
+            await _until_ready(session, base)
+            await asyncio.to_thread(own_postgres.stop)
+            statuses = []
+            for i in range(3):
+                body = {"number": "0912000020", "reporter": f"098700002{i}"}
+                headers = {"Idempotency-Key": f"outage-{i}"}
+                for _ in range(2 if i == 0 else 1):  # the first one retried by its client
+                    async with session.post(
+                        base + "/v1/reports", json=body, headers=headers
+                    ) as response:
+                        statuses.append(response.status)
+            for i in range(2):
+                message = {
+                    "message_id": f"stopped-{i}",
+                    "from": f"8498700004{i}",
+                    "to": "156",
+                    "text": "LD 0912000021 lừa đảo",
+                }
+                for _ in range(2 if i == 0 else 1):  # the first one delivered twice
+                    answer = await _deliver_sms(session, base, message)
+                    assert answer["accepted"] is True, answer
+                    assert answer["queued"] is True, answer
+            assert statuses == [202] * 4
+            first.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(60):
+                assert await first.wait() == 0
+        finally:
+            await _kill(first)
+        kept = [
+            record
+            for path in (tmp_path / "spool").glob("spool-*.log")
+            for record in pending_records(path)
+        ]
+        assert len(kept) == 4 + 3  # the retries too: their keys make them harmless
+
+        await asyncio.to_thread(own_postgres.start, pg_port)
+        second = await _serve(env, port, tmp_path / "second.log")
+        try:
+            await _until_ready(session, base)
+            conn = await asyncpg.connect(own_database_url)
+            try:
+                async with asyncio.timeout(30):
+                    while await conn.fetchval("SELECT count(*) FROM reports") < 5:  # noqa: ASYNC110
+                        await asyncio.sleep(0.1)
+                await asyncio.sleep(1)  # anything replayed twice would show by now
+                counts = dict(await conn.fetch("SELECT e164, count(*) FROM reports GROUP BY e164"))
+                messages = await conn.fetchval(
+                    "SELECT count(*) FROM sms_messages WHERE message_id LIKE 'stopped-%'"
+                )
+            finally:
+                await conn.close()
+            assert counts == {"+84912000020": 3, "+84912000021": 2}
+            assert messages == 2
+        finally:
+            second.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(60):
+                await second.wait()
+            await _kill(second)
+    remaining = [
+        record
+        for path in (tmp_path / "spool").glob("spool-*.log")
+        for record in pending_records(path)
+    ]
+    assert remaining == []
+
+
+async def _serve(env: dict[str, str], port: int, log: Path) -> asyncio.subprocess.Process:
+    """``reputation serve`` (one worker, keys not checked) in a process of its own."""
+    with log.open("wb") as output:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "reputation", "serve", "--no-auth", "--workers", "1",
+            "--port", str(port), env=env, stdout=output, stderr=output,
+        )  # fmt: skip
+
+
+async def _kill(server: asyncio.subprocess.Process) -> None:
+    if server.returncode is None:
+        server.kill()
+        await server.wait()
+
+
+async def _deliver_sms(
+    session: aiohttp.ClientSession, base: str, message: dict[str, str]
+) -> dict[str, Any]:
+    """Deliver ``message`` as the gateway does (signed); the node's JSON answer."""
+    body = json.dumps(message).encode()
+    stamp = int(time.time())
+    headers = {
+        "Content-Type": "application/json",
+        TIMESTAMP_HEADER: str(stamp),
+        SIGNATURE_HEADER: sign(TEST_GATEWAY_SECRET.encode(), stamp, body),
+    }
+    async with session.post(base + "/v1/sms/inbound", data=body, headers=headers) as response:
+        assert response.status == 200, await response.text()
+        answer: dict[str, Any] = await response.json()
+        return answer
