@@ -12,6 +12,7 @@ import os
 import socket
 import time
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -280,6 +281,47 @@ async def test_a_node_whose_missing_changes_were_pruned_reloads(
     assert metric_value(exposition, loaded) == before + 1
     for number in late:
         assert await reports_seen(behind, number) == 1
+
+
+async def test_a_node_behind_by_more_than_the_retention_no_longer_holds_pruning_back(
+    own_database_url: str, settings: Settings
+) -> None:
+    # On a server of its own: no foreign transaction holds the pruning horizon back.
+    async with create_pool(own_database_url, settings) as pool:
+        store = Store(pool, b"key", utc_now)
+        async with store.consistent_read() as read:
+            behind = await read.head()
+        async with pool.acquire() as conn, conn.transaction():
+            for number in ("+84910000001", "+84910000002", "+84910000003"):
+                await store.append_change(conn, number, "report")
+        async with store.consistent_read() as read:
+            current = await read.head()
+        # Alive (it registers now), but the position it holds is two hours old.
+        stale = dataclasses.replace(behind, taken_at=behind.taken_at - timedelta(hours=2))
+        await store.register_feed_node("behind", "host-a", 1, stale)
+        await store.register_feed_node("current", "host-b", 2, current)
+        assert await store.prune_changes(60.0, 86_400.0) == 0  # within a day: waited for
+        assert await store.prune_changes(60.0, 3_600.0) == 3  # beyond an hour: not
+
+
+async def test_the_filter_is_rebuilt_on_its_schedule(
+    settings: Settings, clock: FakeClock, aiohttp_client: Client
+) -> None:
+    node = await start_node(
+        aiohttp_client, dataclasses.replace(settings, filter_rebuild_interval=1.0), clock
+    )
+    await report(node, "0912345678")
+    lookups = node_app(node)[LOOKUPS]
+    first = lookups.filter
+
+    async def rebuilt() -> bool:
+        exposition = await (await node.get("/metrics")).text()
+        return metric_value(exposition, 'reputation_bloom_rebuilds_total{reason="scheduled"}') >= 1
+
+    await eventually(rebuilt, seconds=15)
+    assert lookups.filter is not first
+    assert "+84912345678" in lookups.filter
+    assert await reports_seen(node, "0912345678") == 1
 
 
 async def test_truncated_tables_make_every_node_reload(
