@@ -32,7 +32,8 @@ class ProcessGroup:
     """Processes that together make one node (workers sharing a port, or a helper server).
 
     ``extra_pids`` are processes the node depends on whose CPU counts for it too
-    (the DIY peer's Redis).
+    (the DIY peer's Redis). ``cwd``: where ``python -m`` finds the modules (a
+    checkout's directory comes before the installed package).
     """
 
     def __init__(
@@ -43,6 +44,7 @@ class ProcessGroup:
         env: Mapping[str, str] | None = None,
         log_dir: Path,
         extra_pids: Sequence[int] = (),
+        cwd: Path | None = None,
     ) -> None:
         self.name = name
         self.started = time.perf_counter()
@@ -52,7 +54,9 @@ class ProcessGroup:
         for index, command in enumerate(commands):
             log = (log_dir / f"{name}-{index}.log").open("wb")
             self.processes.append(
-                subprocess.Popen(command, env=full_env, stdout=log, stderr=subprocess.STDOUT)
+                subprocess.Popen(
+                    command, env=full_env, stdout=log, stderr=subprocess.STDOUT, cwd=cwd
+                )
             )
 
     @property

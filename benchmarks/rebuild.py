@@ -79,18 +79,17 @@ def run(database_url: str, port: int, rebuild_after: float, code: Path | None) -
             "REPUTATION_RATE_LIMITS": "lookup=off,analyst=off,admin=off",
             "REPUTATION_FILTER_REBUILD_INTERVAL": str(rebuild_after),
         }
-        if code is not None:
-            env["PYTHONPATH"] = str(code)
         group = ProcessGroup(
             "node",
             [python_module("benchmarks.service", "--port", str(port))],
             env=env,
             log_dir=Path(scratch),
+            cwd=code,
         )
         try:
             ready = group.wait_until_answers(f"http://127.0.0.1:{port}/readyz", 600, {})
             log(f"node ready in {ready:.1f} s; asking until its scheduled rebuild is over")
-            samples = ask_until_rebuilt(port, Path(scratch) / "node-0.log", rebuild_after * 3)
+            samples = ask_until_rebuilt(port, Path(scratch) / "node-0.log", rebuild_after + 600)
             found = rebuilt(Path(scratch) / "node-0.log")
         finally:
             group.stop()

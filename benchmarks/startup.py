@@ -53,14 +53,23 @@ def log(text: str) -> None:
 
 
 def start_once(
-    port: int, workers: int, env: Mapping[str, str], log_dir: Path, name: str
+    port: int,
+    workers: int,
+    env: Mapping[str, str],
+    log_dir: Path,
+    name: str,
+    code: Path | None = None,
 ) -> dict[str, Any]:
-    """Start ``workers`` processes on ``port``, time them until ready, read their memory, stop."""
+    """Start ``workers`` processes on ``port``, time them until ready, read their memory, stop.
+
+    ``code``: a checkout to run instead of the installed package.
+    """
     group = ProcessGroup(
         name,
         [python_module("benchmarks.service", "--port", str(port))] * workers,
         env=env,
         log_dir=log_dir,
+        cwd=code,
     )
     try:
         ready = group.wait_until_answers(f"http://127.0.0.1:{port}/readyz", READY_TIMEOUT, {})
@@ -89,14 +98,15 @@ def measure(
     worker_counts: Sequence[int],
     env: Mapping[str, str],
     log_dir: Path,
+    code: Path | None = None,
 ) -> dict[str, dict[str, Any]]:
     """First start and restart for each worker count: ``{"1": {"first": ..., "restart": ...}}``."""
     results: dict[str, dict[str, Any]] = {}
     for workers in worker_counts:
         asyncio.run(forget_snapshots(database_url))
-        first = start_once(port, workers, env, log_dir, f"first-start-{workers}")
+        first = start_once(port, workers, env, log_dir, f"first-start-{workers}", code)
         log(f"   {workers} worker(s), first start: {first['ready_seconds']} s, {first['rss_mib']}")
-        restart = start_once(port, workers, env, log_dir, f"restart-{workers}")
+        restart = start_once(port, workers, env, log_dir, f"restart-{workers}", code)
         log(f"   {workers} worker(s), restart: {restart['ready_seconds']} s, {restart['rss_mib']}")
         results[str(workers)] = {"first": first, "restart": restart}
     return results
@@ -206,9 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="reputation-startup-") as scratch:
             workers = [int(w) for w in args.workers.split(",")]
             env = service_env(url, Path(scratch) / "data")
-            if args.code is not None:
-                env["PYTHONPATH"] = str(args.code)
-            startup = measure(url, args.port, workers, env, Path(scratch))
+            startup = measure(url, args.port, workers, env, Path(scratch), args.code)
     finally:
         if not args.keep:
             asyncio.run(drop(args.database_url, name))
