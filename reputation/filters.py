@@ -215,7 +215,7 @@ class FilterKeeper:
             # the build may use every core, and later only one thread at a time,
             # which keeps the event loop's waits for the interpreter lock short.
             blocks_ahead = BUILD_BLOCKS_AHEAD if self.lookups.filter is None else 1
-            await _copy_into(read, number_filter, blocks_ahead)
+            await copy_numbers_into(read, number_filter, blocks_ahead)
         return number_filter, head
 
     async def _replay_tail(self, number_filter: NumberFilter, start: FeedHead) -> FeedHead | None:
@@ -269,7 +269,9 @@ class FilterKeeper:
             logger.warning("Bloom filter snapshot not stored: %s", exc)
 
 
-async def _copy_into(read: ConsistentRead, number_filter: NumberFilter, blocks_ahead: int) -> None:
+async def copy_numbers_into(
+    read: ConsistentRead, number_filter: NumberFilter, blocks_ahead: int
+) -> None:
     """Stream every known number into ``number_filter`` without holding up lookups.
 
     The COPY text is cut into blocks of whole lines. Worker threads work out
@@ -307,8 +309,12 @@ async def _copy_into(read: ConsistentRead, number_filter: NumberFilter, blocks_a
         while adding:
             await adding.popleft()
     except BaseException:
+        # The filter is thrown away: threads still running finish unheard, and
+        # the failures of blocks that already failed are the same failure.
         for task in adding:
-            task.cancel()  # the filter is thrown away; threads still running finish unheard
+            if task.done() and not task.cancelled():
+                task.exception()
+            task.cancel()
         raise
 
 
