@@ -205,8 +205,13 @@ def targets(
                 f"{reports['accepted_per_second']:,.0f}/s with {reports['workers']} worker(s); "
                 f"{reports['stored']:,} stored for {reports['accepted']:,} acknowledged, "
                 f"in {reports.get('transactions', 0):,} transactions; "
-                f"{reports.get('service_cpu_ms_per_report', 0):.2f} ms service CPU per report; "
-                f"fsync={reports['postgres']['fsync']}, "
+                f"{reports.get('service_cpu_ms_per_report', 0):.2f} ms service CPU per report"
+                + (
+                    f", {reports['postgres_cpu_ms_per_report']:.2f} ms PostgreSQL CPU; "
+                    if reports.get("postgres_cpu_ms_per_report") is not None
+                    else "; "
+                )
+                + f"fsync={reports['postgres']['fsync']}, "
                 f"synchronous_commit={reports['postgres']['synchronous_commit']}",
                 reports["accepted_per_second"] >= MIN_REPORTS_PER_SECOND
                 and reports["all_acknowledged_stored"],

@@ -29,7 +29,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 
-from benchmarks import numbers, report, seed, startup
+from benchmarks import numbers, report, reports, seed, startup
 from benchmarks.load import Header, open_loop, wrk
 from benchmarks.processes import ProcessGroup, python_module
 from reputation.embedded import EmbeddedPostgres
@@ -88,6 +88,8 @@ class Bench:
             loop=args.loop,
         )
         self.header: Header | None = None
+        # The embedded PostgreSQL's postmaster (its CPU is measured), if the suite started one.
+        self.postmaster: int | None = None
         self.service_env: dict[str, str] = {}
         self.results: dict[str, Any] = {
             "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -132,24 +134,7 @@ class Bench:
             chunk = mix[b * BATCH_SIZE : (b + 1) * BATCH_SIZE]
             batches.append(json.dumps({"numbers": chunk}))
         self.files["batch"].write_text("\n".join(batches) + "\n")
-        bodies = []
-        reporters_from = UNREPORTED_ASKED + REPORT_BODIES
-        for i in range(REPORT_BODIES):
-            bodies.append(
-                json.dumps(
-                    {
-                        # Fresh numbers: every report creates or grows an aggregate.
-                        "number": numbers.unreported(UNREPORTED_ASKED + i),
-                        # A reporter each: the per-reporter rate limit is not under test.
-                        "reporter": numbers.unreported(reporters_from + i),
-                        "channel": "app",
-                        "category": "scam",
-                        "content": "Gọi giả danh công an, yêu cầu chuyển tiền",
-                    },
-                    ensure_ascii=False,
-                )
-            )
-        self.files["reports"].write_text("\n".join(bodies) + "\n")
+        reports.write_bodies(self.files["reports"], UNREPORTED_ASKED, REPORT_BODIES)
 
     # -- servers -------------------------------------------------------------
 
@@ -272,45 +257,17 @@ class Bench:
 
     async def measure_reports(self, service: ProcessGroup, workers: int) -> dict[str, Any]:
         """Reports accepted per second, then proof that each acknowledged one is in Postgres."""
-        conn = await asyncpg.connect(self.database_url)
-        try:
-            before = await conn.fetchval("SELECT count(*) FROM reports")
-            cpu_before = service.cpu_seconds()
-            result = await asyncio.to_thread(
-                wrk,
-                f"http://127.0.0.1:{SERVICE_PORT}",
-                self.files["reports"],
-                connections=self.plan.connections,
-                duration=self.plan.duration,
-                method="POST",
-                path="/v1/reports",
-                header=self.report_key,
-            )
-            cpu = service.cpu_seconds() - cpu_before
-            stored = await conn.fetchval("SELECT count(*) FROM reports") - before
-            transactions = await conn.fetchval(
-                "SELECT count(DISTINCT xmin::text) FROM (SELECT xmin FROM reports "
-                "ORDER BY id DESC LIMIT $1) AS recent",
-                stored,
-            )
-            settings = {
-                name: await conn.fetchval(f"SHOW {name}")
-                for name in ("fsync", "synchronous_commit", "wal_sync_method")
-            }
-        finally:
-            await conn.close()
-        accepted = result["requests"] - result["errors"]["status"]
-        result.update(
-            accepted=accepted,
-            accepted_per_second=accepted / (result["duration_us"] / 1e6),
-            stored=stored,
-            transactions=transactions,
-            all_acknowledged_stored=stored >= accepted,
-            service_cpu_ms_per_report=cpu / max(1, result["requests"]) * 1e3,
-            postgres=settings,
+        return await reports.measure(
+            self.database_url,
+            service,
+            SERVICE_PORT,
+            self.files["reports"],
             workers=workers,
+            connections=self.plan.connections,
+            duration=self.plan.duration,
+            header=self.report_key,
+            postmaster=self.postmaster,
         )
-        return result
 
     # -- the run -------------------------------------------------------------
 
@@ -371,7 +328,9 @@ class Bench:
         server = EmbeddedPostgres(data_dir, durable=True)
         try:
             log("starting an embedded PostgreSQL (durable: fsync on)")
-            yield server.start()
+            url = server.start()
+            self.postmaster = int((server.cluster / "postmaster.pid").read_text().split()[0])
+            yield url
         finally:
             server.stop()
             shutil.rmtree(data_dir, ignore_errors=True)

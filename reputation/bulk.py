@@ -13,8 +13,8 @@ one. Each line is ``number, category, count, source``:
   raising a line's count later adds only the new people.
 
 Reports are folded into their numbers by the same code as the API's
-(``Store.record_reports``: one verdict policy, one change feed), a few hundred
-per transaction. Lines that cannot be
+(``Store.record_reports``: one verdict policy, one change feed, one set-based
+write of a whole group), a few thousand per transaction. Lines that cannot be
 imported are written, with their line number, error code and text, to a side
 file, and the summary counts them by code.
 """
@@ -53,7 +53,7 @@ MAX_IMPORT_COUNT = 1000
 # Longest source name ("police-hcmc-2026-06", "viettel-complaints").
 MAX_SOURCE_CHARS = 100
 # Lines read before their reports are written (bounds the memory of a run).
-BATCH_LINES = 500
+BATCH_LINES = 5_000
 # Transactions written at the same time (a few connections of the pool).
 CONCURRENCY = 4
 FORMATS = ("csv", "jsonl")

@@ -29,7 +29,16 @@ from reputation.constants import (
     REPORT_WRITERS,
 )
 from reputation.errors import Conflict, IdempotencyConflict, NotFound, VersionUnknown
-from reputation.evidence import Contribution, Counting, ReporterState
+from reputation.evidence import Contribution, ReporterState
+from reputation.fold import (
+    DayKey,
+    FoldedReport,
+    GroupFold,
+    LockedNumber,
+    PairKey,
+    days_to_lock,
+    stored_verdict,
+)
 from reputation.health import UNAVAILABLE
 from reputation.listing import ListEntry, ListVersion
 from reputation.queries import queries
@@ -45,7 +54,7 @@ from reputation.records import (
     StoredReport,
 )
 from reputation.settings import Settings
-from reputation.verdict import Policy, judge, next_change
+from reputation.verdict import Policy
 
 Clock = Callable[[], datetime]
 
@@ -419,35 +428,18 @@ class Store:
         return RecordedReport(StoredReport.from_row(row), number, replayed=True)
 
     async def _write_reports(self, group: list[_PendingReport]) -> list[RecordedReport | _KeyTaken]:
-        """Several reports in one transaction, with one NOTIFY for all of them.
+        """A group of reports in one transaction, with one NOTIFY for all of them.
 
-        A report whose Idempotency-Key another transaction took first is
-        undone alone (a savepoint) and comes back as ``_KeyTaken``.
+        A report whose Idempotency-Key another transaction (or an earlier
+        report of the group) took first counts nothing and comes back as
+        ``_KeyTaken``.
         """
-        outcomes: list[RecordedReport | _KeyTaken] = []
-        last_seq: int | None = None
         txid: int | None = None  # known once only the COMMIT is left
         try:
             async with self.pool.acquire() as conn, conn.transaction():
-                for pending in group:
-                    try:
-                        if pending.report.idempotency_key is None:
-                            recorded = await self._insert_in(
-                                conn, pending.report, pending.fingerprint
-                            )
-                        else:
-                            async with conn.transaction():  # a savepoint
-                                recorded = await self._insert_in(
-                                    conn, pending.report, pending.fingerprint
-                                )
-                    except _KeyTaken as taken:
-                        outcomes.append(taken)
-                        continue
-                    outcomes.append(recorded)
-                    last_seq = recorded.change_seq
-                if last_seq is not None:
-                    await conn.execute(self.sql["notify_changes"], str(last_seq))
-                txid = next((o.txid for o in outcomes if isinstance(o, RecordedReport)), None)
+                outcomes, txid = await self._write_group(
+                    conn, [(pending.report, pending.fingerprint) for pending in group]
+                )
         except UNAVAILABLE as exc:
             # The COMMIT got no answer: pg_xact_status(txid) will tell.
             if txid is not None:
@@ -458,154 +450,202 @@ class Store:
     async def record_reports(self, reports: list[NewReport]) -> tuple[int, int]:
         """Keep many new reports in one transaction (bulk import): ``(added, already kept)``.
 
-        Each report is folded exactly as ``record_report`` folds one; one whose
-        Idempotency-Key is taken is skipped. Reports are written in number
-        order, so that batches written at the same time lock numbers in the
-        same order and cannot deadlock.
+        The reports are folded in the order given, exactly as ``record_report``
+        would fold them one by one; one whose Idempotency-Key is taken is
+        skipped.
         """
-        added = present = 0
-        last_seq: int | None = None
-        async with self.pool.acquire() as conn, conn.transaction():
-            for report in sorted(reports, key=lambda r: (r.e164, r.idempotency_key or "")):
-                fingerprint = request_fingerprint(self.reporter_key, report)
-                try:
-                    async with conn.transaction():  # a savepoint: a taken key undoes this one only
-                        recorded = await self._insert_in(conn, report, fingerprint)
-                except _KeyTaken:
-                    present += 1
-                else:
-                    added += 1
-                    last_seq = recorded.change_seq
-            if last_seq is not None:  # one wake-up for the whole batch
-                await conn.execute(self.sql["notify_changes"], str(last_seq))
-        return added, present
+        items = [(report, request_fingerprint(self.reporter_key, report)) for report in reports]
+        for attempt in range(REPORT_DEADLOCK_RETRIES + 1):
+            try:
+                async with self.pool.acquire() as conn, conn.transaction():
+                    outcomes, _ = await self._write_group(conn, items)
+                break
+            except asyncpg.DeadlockDetectedError:
+                if attempt == REPORT_DEADLOCK_RETRIES:
+                    raise
+        added = sum(1 for outcome in outcomes if isinstance(outcome, RecordedReport))
+        return added, len(outcomes) - added
 
-    async def _insert_in(
-        self, conn: asyncpg.Connection, report: NewReport, fingerprint: bytes
-    ) -> RecordedReport:
-        """Keep the report and fold it into its number's evidence, under the number's row lock.
+    async def _write_group(
+        self, conn: asyncpg.Connection, items: list[tuple[NewReport, bytes]]
+    ) -> tuple[list[RecordedReport | _KeyTaken], int | None]:
+        """Write reports (with their fingerprints) in the caller's transaction, in a few statements.
 
-        The reporter counts (as new, or renewed on a later day) only within the
-        daily cap; otherwise the report is kept with ``counted`` false.
+        Creates and locks the numbers, keeps the reports that have an
+        Idempotency-Key (so that taken keys are known before anything is
+        counted) and reads their reporters, locks the reporter days they may
+        count on, folds every report in order in memory (``fold.GroupFold``),
+        then writes everything back in one statement. Returns each report's
+        outcome and the transaction id (None when no report was kept).
         """
-        identity = report.reporter if report.reporter is not None else report.reporter_id
-        reporter = privacy.reporter_hash(self.reporter_key, identity, report.channel)
-        now = report.received_at or self.clock()
         sql = self.sql
-        await conn.execute(sql["ensure_number"], report.e164)
-        locked = await conn.fetchrow(sql["lock_number"], report.e164, reporter)
-        state = _reporter_state(locked)
-        cleared_at = locked["cleared_at"] if locked["status"] == "cleared" else None
-        how = evidence.counting(state, cleared_at, now, self.day_offset)
-        counted = how in (Counting.NEW, Counting.RENEWED) and await self._claim_day(
-            conn, reporter, now
-        )
-        row = await conn.fetchrow(
-            sql["insert_report"],
-            report.e164,
-            reporter,
-            report.channel,
-            report.category,
-            report.content,
-            now,
-            report.idempotency_key,
-            fingerprint,
-            counted,
-            privacy.mask(report.reporter) if report.reporter is not None else None,
-        )
-        if row is None:
-            raise _KeyTaken()
-        if state is None or counted:
-            await conn.execute(
-                sql["save_number_reporter"],
-                report.e164,
-                reporter,
-                now,
-                report.category if counted else None,
-                now if counted else None,
+        key = self.reporter_key
+        reports = [report for report, _ in items]
+        reporters = [
+            privacy.reporter_hash(
+                key, r.reporter if r.reporter is not None else r.reporter_id, r.channel
             )
-        previous = state.contribution if state is not None else None
-        record = self._fold(locked, report.category, now, counted, previous)
-        verdict, changes_at = self._stored_verdict(record, now, locked["protected"])
-        await conn.execute(
-            sql["save_number_after_report"],
-            record.e164,
-            record.reports,
-            record.reporters,
-            record.categories,
-            record.first_reported_at,
-            record.last_reported_at,
-            record.weights,
-            record.weights_at,
-            record.heat_key,
-            verdict,
-            changes_at,
+            for r in reports
+        ]
+        e164s = sorted({r.e164 for r in reports})
+        created = {row[0] for row in await conn.fetch(sql["ensure_numbers"], e164s)}
+        numbers: dict[str, LockedNumber] = {}
+        for row in await conn.fetch(sql["lock_numbers"], e164s):
+            numbers[row["e164"]] = LockedNumber(
+                NumberRecord.from_row(row),
+                row["cleared_at"] if row["status"] == "cleared" else None,
+                row["protected"],
+                row["e164"] in created,
+            )
+        # Dated once the numbers are locked, as a report written alone is.
+        times = [r.received_at or self.clock() for r in reports]
+        masked = [privacy.mask(r.reporter) if r.reporter is not None else None for r in reports]
+        keyed = [r.idempotency_key is not None for r in reports]
+        rows = await conn.fetch(
+            sql["insert_reports"],
+            [r.e164 for r in reports],
+            reporters,
+            [r.channel if k else None for r, k in zip(reports, keyed, strict=True)],
+            [r.category if k else None for r, k in zip(reports, keyed, strict=True)],
+            [r.content if k else None for r, k in zip(reports, keyed, strict=True)],
+            [t if k else None for t, k in zip(times, keyed, strict=True)],
+            [r.idempotency_key for r in reports],
+            [f if k else None for (_, f), k in zip(items, keyed, strict=True)],
+            [m if k else None for m, k in zip(masked, keyed, strict=True)],
         )
-        change_seq, txid = await self._log_change(conn, report.e164, CHANGE_REPORT)
-        return RecordedReport(
-            StoredReport.from_row(row), record, replayed=False, change_seq=change_seq, txid=txid
+        ids: list[int] = [row["id"] for row in rows]
+        kept = [index for index, row in enumerate(rows) if row["kept"]]
+        states: dict[PairKey, ReporterState | None] = {}
+        for index in kept:
+            row = rows[index]
+            pair = (reports[index].e164, reporters[index])
+            if pair not in states:
+                states[pair] = _reporter_state(
+                    row["first_reported_at"], row["category"], row["counted_at"]
+                )
+        wanted = days_to_lock(
+            ((reports[i].e164, reporters[i], times[i]) for i in kept),
+            numbers,
+            states,
+            self.day_offset,
         )
+        days: dict[DayKey, int] = {}
+        if wanted:
+            day_keys = list(wanted)
+            locked_days = await conn.fetch(
+                sql["lock_reporter_days"], [h for h, _ in day_keys], [d for _, d in day_keys]
+            )
+            days = {(row[0], row[1]): row[2] for row in locked_days}
+        group = GroupFold(self.policy, self.daily_cap, self.day_offset, numbers, states, days)
+        folded = {
+            i: group.add(reports[i].e164, reporters[i], reports[i].category, times[i]) for i in kept
+        }
+        unused = group.unused_numbers()
+        if not kept and not unused:
+            return [_KeyTaken() for _ in items], None
+        row = await conn.fetchrow(
+            sql["save_report_group"],
+            *self._write_back(items, reporters, times, masked, ids, folded, group),
+            unused,
+            *_day_columns(group.day_rows()),
+            [reports[i].e164 for i in kept],
+            CHANGE_REPORT,
+        )
+        txid: int | None = row["txid"] if kept else None
+        seqs = iter(row["seqs"] or ())
+        outcomes: list[RecordedReport | _KeyTaken] = []
+        for index, report in enumerate(reports):
+            result = folded.get(index)
+            if result is None:
+                outcomes.append(_KeyTaken())
+                continue
+            stored = StoredReport(
+                ids[index],
+                report.e164,
+                report.channel,
+                report.category,
+                report.content,
+                times[index],
+            )
+            outcomes.append(
+                RecordedReport(stored, result.number, False, change_seq=next(seqs), txid=txid)
+            )
+        return outcomes, txid
 
-    async def _claim_day(self, conn: asyncpg.Connection, reporter: bytes, now: datetime) -> bool:
-        """Take one of the reporter's counted numbers of today; False past the daily cap."""
-        day = evidence.reporting_day(now, self.day_offset)
-        taken = await conn.fetchval(self.sql["claim_reporter_day"], reporter, day, self.daily_cap)
-        return taken is not None
-
-    def _fold(
-        self,
-        locked: Mapping[str, Any],
-        category: str,
-        now: datetime,
-        counted: bool,
-        previous: Contribution | None,
-    ) -> NumberRecord:
-        """The number's aggregate after one more report."""
-        record = NumberRecord.from_row(locked)
-        categories = dict(record.categories)
-        categories[category] = categories.get(category, 0) + 1
-        first, last = record.first_reported_at, record.last_reported_at
-        record = dataclasses.replace(
-            record,
-            reports=record.reports + 1,
-            categories=categories,
-            first_reported_at=now if first is None else min(first, now),
-            last_reported_at=now if last is None else max(last, now),
-        )
-        if not counted:
-            return record
-        weights = evidence.add_reporter(
-            record.weights, record.weights_at, now, self.policy.half_life_days, category, previous
-        )
-        return dataclasses.replace(
-            record,
-            reporters=record.reporters + (1 if previous is None else 0),
-            weights=weights,
-            weights_at=now,
-            heat_key=evidence.heat_key_after(record.heat_key, now),
-        )
+    @staticmethod
+    def _write_back(
+        items: list[tuple[NewReport, bytes]],
+        reporters: list[bytes],
+        times: list[datetime],
+        masked: list[str | None],
+        ids: list[int],
+        folded: Mapping[int, FoldedReport],
+        group: GroupFold,
+    ) -> list[list[Any]]:
+        """The columns of ``save_report_group`` for reports, reporters and numbers ($1-$27)."""
+        new: list[list[Any]] = [[] for _ in range(10)]
+        counted_keyed: list[int] = []
+        for index, (report, fingerprint) in enumerate(items):
+            result = folded.get(index)
+            if result is None:
+                continue
+            if report.idempotency_key is not None:  # kept already, as not counted
+                if result.counted:
+                    counted_keyed.append(ids[index])
+                continue
+            row: tuple[Any, ...] = (
+                ids[index],
+                report.e164,
+                reporters[index],
+                report.channel,
+                report.category,
+                report.content,
+                times[index],
+                fingerprint,
+                result.counted,
+                masked[index],
+            )
+            _append(new, row)
+        pairs: list[list[Any]] = [[] for _ in range(5)]
+        for (e164, reporter), state in group.reporter_rows():
+            contribution = state.contribution
+            row = (
+                e164,
+                reporter,
+                state.first_reported_at,
+                contribution.category if contribution is not None else None,
+                contribution.counted_at if contribution is not None else None,
+            )
+            _append(pairs, row)
+        aggregates: list[list[Any]] = [[] for _ in range(11)]
+        for number in group.number_rows():
+            record = number.record
+            row = (
+                record.e164,
+                record.reports,
+                record.reporters,
+                json.dumps(record.categories),
+                record.first_reported_at,
+                record.last_reported_at,
+                json.dumps(record.weights),
+                record.weights_at,
+                record.heat_key,
+                number.verdict,
+                number.verdict_changes_at,
+            )
+            _append(aggregates, row)
+        return [*new, counted_keyed, *pairs, *aggregates]
 
     def _stored_verdict(
         self, record: NumberRecord, now: datetime, protected: bool
     ) -> tuple[str, datetime | None]:
         """The verdict kept in the row (no call context) and when decay next lowers it."""
-        verdict = judge(record, now, self.policy, protected=protected).verdict
-        return verdict, next_change(record, now, self.policy, protected=protected)
+        return stored_verdict(record, now, self.policy, protected)
 
     async def append_change(self, conn: asyncpg.Connection, e164: str, kind: str) -> int:
         """Log a change in the caller's transaction and wake the other nodes at commit."""
         seq: int = await conn.fetchval(self.sql["append_change"], e164, kind)
         return seq
-
-    async def log_change(self, conn: asyncpg.Connection, e164: str, kind: str) -> int:
-        """Log a change in the caller's transaction; the caller sends the NOTIFY."""
-        seq, _ = await self._log_change(conn, e164, kind)
-        return seq
-
-    async def _log_change(self, conn: asyncpg.Connection, e164: str, kind: str) -> tuple[int, int]:
-        """``log_change``, also returning the id of the caller's transaction."""
-        row = await conn.fetchrow(self.sql["log_change"], e164, kind)
-        return row["seq"], row["txid"]
 
     async def transaction_status(self, txid: int) -> str | None:
         """``committed``, ``aborted`` or ``in progress``; ``None`` if too old to tell."""
@@ -1157,13 +1197,27 @@ class Store:
         return record
 
 
-def _reporter_state(locked: Mapping[str, Any]) -> ReporterState | None:
-    """What a number's locked row says about the reporter joined to it."""
-    first = locked["reporter_first_reported_at"]
-    if first is None:
+def _reporter_state(
+    first_reported_at: datetime | None, category: str | None, counted_at: datetime | None
+) -> ReporterState | None:
+    """What a number's reporter row says (all None: no row, the reporter is new to the number)."""
+    if first_reported_at is None:
         return None
-    counted_at = locked["reporter_counted_at"]
-    contribution = (
-        Contribution(locked["reporter_category"], counted_at) if counted_at is not None else None
-    )
-    return ReporterState(first, contribution)
+    if counted_at is None or category is None:
+        return ReporterState(first_reported_at, None)
+    return ReporterState(first_reported_at, Contribution(category, counted_at))
+
+
+def _append(columns: list[list[Any]], values: tuple[Any, ...]) -> None:
+    """Add one row to statement parameters kept as one array per column."""
+    for column, value in zip(columns, values, strict=True):
+        column.append(value)
+
+
+def _day_columns(rows: list[tuple[DayKey, int]]) -> list[list[Any]]:
+    """The reporter-day columns of ``save_report_group`` ($29-$31)."""
+    return [
+        [reporter for (reporter, _), _ in rows],
+        [day for (_, day), _ in rows],
+        [count for _, count in rows],
+    ]

@@ -32,17 +32,116 @@ FROM reports
 WHERE idempotency_key = $1;
 
 -- ensure_number --
--- Create the aggregate row of a number on its first report
+-- Create the aggregate row of a number an analyst decides about before anyone reported it
 INSERT INTO numbers (e164) VALUES ($1)
 ON CONFLICT (e164) DO NOTHING;
 
--- insert_report --
--- Keep one report; nothing if the Idempotency-Key was taken meanwhile
-INSERT INTO reports (e164, reporter_hash, channel, category, content, received_at,
-                     idempotency_key, request_hash, counted, reporter_masked)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-ON CONFLICT (idempotency_key) DO NOTHING
-RETURNING id, e164, channel, category, content, received_at;
+-- Reports, written a group at a time (Store._write_group) -----------------
+-- Rows are locked in one order (numbers by e164, keys, reporter days) so that
+-- groups written at the same time never wait on each other in a cycle.
+
+-- ensure_numbers --
+-- Create the aggregate rows of the numbers of a group ($1: distinct, in e164 order); returns those created
+INSERT INTO numbers (e164)
+SELECT e164 FROM unnest($1::text[]) WITH ORDINALITY AS t(e164, n)
+ORDER BY n
+ON CONFLICT (e164) DO NOTHING
+RETURNING e164;
+
+-- lock_numbers --
+-- The aggregates of a group's numbers, locked for this transaction in e164 order
+SELECT n.e164, n.status, n.reports, n.reporters, n.categories, n.first_reported_at,
+       n.last_reported_at, n.weights, n.weights_at, n.heat_key, n.cleared_at,
+       EXISTS (SELECT 1 FROM protected_numbers p WHERE p.e164 = n.e164) AS protected
+FROM numbers n
+WHERE n.e164 = ANY($1::text[])
+ORDER BY n.e164
+FOR UPDATE OF n;
+
+-- insert_reports --
+-- Number a group's reports in order, keep those with an Idempotency-Key (not counted yet; none whose key is taken), and read each one's reporter state (read after the numbers were locked: it is current)
+WITH input AS MATERIALIZED (
+    SELECT t.*, nextval('reports_id_seq') AS id
+    FROM unnest($1::text[], $2::bytea[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
+                $7::text[], $8::bytea[], $9::text[])
+         WITH ORDINALITY AS t(e164, reporter_hash, channel, category, content, received_at,
+                              idempotency_key, request_hash, reporter_masked, n)
+), kept AS (
+    INSERT INTO reports (id, e164, reporter_hash, channel, category, content, received_at,
+                         idempotency_key, request_hash, counted, reporter_masked)
+    OVERRIDING SYSTEM VALUE
+    SELECT id, e164, reporter_hash, channel, category, content, received_at, idempotency_key,
+           request_hash, false, reporter_masked
+    FROM input
+    WHERE idempotency_key IS NOT NULL
+    ORDER BY idempotency_key, n
+    ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING id
+)
+SELECT i.id, i.idempotency_key IS NULL OR k.id IS NOT NULL AS kept,
+       r.first_reported_at, r.category, r.counted_at
+FROM input i
+LEFT JOIN kept k ON k.id = i.id
+LEFT JOIN number_reporters r ON r.e164 = i.e164 AND r.reporter_hash = i.reporter_hash
+ORDER BY i.n;
+
+-- lock_reporter_days --
+-- The numbers each reporter counted on each day (0 for a day not seen yet), locked so that the daily cap is applied in memory
+INSERT INTO reporter_days (reporter_hash, day, numbers)
+SELECT reporter_hash, day, 0
+FROM unnest($1::bytea[], $2::date[]) AS t(reporter_hash, day)
+ORDER BY reporter_hash, day
+ON CONFLICT (reporter_hash, day) DO UPDATE SET numbers = reporter_days.numbers
+RETURNING reporter_hash, day, numbers;
+
+-- save_report_group --
+-- Write what a group of reports did (computed under the locks): reports without a key, counted flags, reporters, aggregates, daily counts, one change-log row per report and one wake-up
+WITH new_reports AS (
+    INSERT INTO reports (id, e164, reporter_hash, channel, category, content, received_at,
+                         request_hash, counted, reporter_masked)
+    OVERRIDING SYSTEM VALUE
+    SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::text[], $5::text[],
+                         $6::text[], $7::timestamptz[], $8::bytea[], $9::boolean[], $10::text[])
+), counted AS (
+    UPDATE reports SET counted = true WHERE id = ANY($11::bigint[])
+), reporters AS (
+    INSERT INTO number_reporters (e164, reporter_hash, first_reported_at, category, counted_at)
+    SELECT * FROM unnest($12::text[], $13::bytea[], $14::timestamptz[], $15::text[],
+                         $16::timestamptz[])
+    ON CONFLICT (e164, reporter_hash) DO UPDATE
+    SET category = EXCLUDED.category, counted_at = EXCLUDED.counted_at
+), aggregates AS (
+    UPDATE numbers n
+    SET reports = a.reports, reporters = a.reporters, categories = a.categories::jsonb,
+        first_reported_at = a.first_reported_at, last_reported_at = a.last_reported_at,
+        weights = a.weights::jsonb, weights_at = a.weights_at, heat_key = a.heat_key,
+        verdict = a.verdict, verdict_changes_at = a.verdict_changes_at, updated_at = now()
+    FROM unnest($17::text[], $18::integer[], $19::integer[], $20::text[], $21::timestamptz[],
+                $22::timestamptz[], $23::text[], $24::timestamptz[], $25::float8[], $26::text[],
+                $27::timestamptz[])
+         AS a(e164, reports, reporters, categories, first_reported_at, last_reported_at, weights,
+              weights_at, heat_key, verdict, verdict_changes_at)
+    WHERE n.e164 = a.e164
+), unused AS (
+    DELETE FROM numbers WHERE e164 = ANY($28::text[])
+), days AS (
+    UPDATE reporter_days d SET numbers = c.numbers
+    FROM unnest($29::bytea[], $30::date[], $31::integer[]) AS c(reporter_hash, day, numbers)
+    WHERE d.reporter_hash = c.reporter_hash AND d.day = c.day AND c.numbers > 0
+), unused_days AS (
+    DELETE FROM reporter_days d
+    USING unnest($29::bytea[], $30::date[], $31::integer[]) AS c(reporter_hash, day, numbers)
+    WHERE d.reporter_hash = c.reporter_hash AND d.day = c.day AND c.numbers = 0
+), logged AS (
+    INSERT INTO changes (e164, kind)
+    SELECT e164, $33 FROM unnest($32::text[]) WITH ORDINALITY AS t(e164, n)
+    ORDER BY n
+    RETURNING seq
+)
+SELECT array_agg(seq ORDER BY seq) AS seqs, pg_current_xact_id()::text::bigint AS txid,
+       CASE WHEN count(*) > 0
+            THEN pg_notify('reputation_changes', max(seq)::text) END AS notified
+FROM logged;
 
 -- append_change --
 -- Record that the answer for a number changed and wake the nodes at commit (one wake-up per transaction: the payload is empty, so PostgreSQL folds them)
@@ -51,15 +150,6 @@ WITH appended AS (
     RETURNING seq, txid
 )
 SELECT seq, txid, pg_notify('reputation_changes', '') FROM appended;
-
--- log_change --
--- Record that the answer for a number changed, in a transaction that sends its own NOTIFY (notify_changes)
-INSERT INTO changes (e164, kind) VALUES ($1, $2)
-RETURNING seq, txid;
-
--- notify_changes --
--- Wake the nodes listening for changes at commit (a hint only: they read the change log)
-SELECT pg_notify('reputation_changes', $1::text);
 
 -- transaction_status --
 -- Did a transaction commit? (for a write whose COMMIT got no answer: committed, aborted, in progress)
@@ -135,29 +225,6 @@ FROM numbers n
 LEFT JOIN number_reporters r ON r.e164 = n.e164 AND r.reporter_hash = $2
 WHERE n.e164 = $1
 FOR UPDATE OF n;
-
--- claim_reporter_day --
--- Count one more number for a reporter today; no row once they reached the daily cap ($3)
-INSERT INTO reporter_days (reporter_hash, day, numbers) VALUES ($1, $2, 1)
-ON CONFLICT (reporter_hash, day) DO UPDATE SET numbers = reporter_days.numbers + 1
-WHERE reporter_days.numbers < $3
-RETURNING numbers;
-
--- save_number_reporter --
--- Remember a reporter of a number and, when it counted, their contribution (category, time)
-INSERT INTO number_reporters (e164, reporter_hash, first_reported_at, category, counted_at)
-VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (e164, reporter_hash) DO UPDATE
-SET category = coalesce(EXCLUDED.category, number_reporters.category),
-    counted_at = coalesce(EXCLUDED.counted_at, number_reporters.counted_at);
-
--- save_number_after_report --
--- Write a number's aggregate after one report (computed under the row lock)
-UPDATE numbers
-SET reports = $2, reporters = $3, categories = $4, first_reported_at = $5,
-    last_reported_at = $6, weights = $7, weights_at = $8, heat_key = $9, verdict = $10,
-    verdict_changes_at = $11, updated_at = now()
-WHERE e164 = $1;
 
 -- number_contributions --
 -- The counted contribution of each reporter of a number (of those first seen after $2, if given)
