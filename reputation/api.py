@@ -10,7 +10,7 @@ from typing import Any
 
 import asyncpg
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from reputation import (
     apipage,
@@ -23,12 +23,22 @@ from reputation import (
     sms_intake,
     statuspage,
 )
-from reputation.appkeys import FEED, GUARD, HEALTH, LOOKUPS, METRICS, SETTINGS, STORE
+from reputation.appkeys import (
+    FEED,
+    GUARD,
+    HEALTH,
+    LOOKUPS,
+    METRICS,
+    SETTINGS,
+    STORE,
+    WORKER_LINK,
+)
 from reputation.attestation import call_attestation
 from reputation.auth import public, requires
 from reputation.constants import CHANNELS, MAX_BATCH_NUMBERS, RETRY_AFTER_SECONDS
 from reputation.encoding import dumps, encode_answer, encode_results
 from reputation.errors import BadRequest, InvalidNumber, PayloadTooLarge, ReputationError
+from reputation.exposition import node_exposition
 from reputation.jsonio import encoded_json_response, json_response, read_json_object
 from reputation.lookup import Answer, answer_body
 from reputation.normalize import normalize
@@ -244,8 +254,8 @@ async def post_report(request: web.Request) -> web.Response:
 
 @public
 async def get_metrics(request: web.Request) -> web.Response:
-    """``GET /metrics``: Prometheus text exposition of this node."""
-    body = generate_latest(request.app[METRICS].registry)
+    """``GET /metrics``: Prometheus text exposition of this node (every worker)."""
+    body = await node_exposition(request.app[WORKER_LINK], request.app[METRICS].registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

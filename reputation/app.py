@@ -28,6 +28,7 @@ from reputation.appkeys import (
     SPOOL,
     STORE,
     SWEEPER,
+    WORKER_LINK,
 )
 from reputation.auth import Guard, is_loopback, security_middleware
 from reputation.constants import (
@@ -38,6 +39,7 @@ from reputation.constants import (
     MAX_REQUEST_LINE_BYTES,
     SPOOL_REPLAY_SECONDS,
 )
+from reputation.exposition import METRICS_QUESTION, families_data
 from reputation.feed import ChangeFeed
 from reputation.filters import FilterKeeper
 from reputation.health import DatabaseHealth
@@ -48,6 +50,7 @@ from reputation.migrate import migrate
 from reputation.ranges import RangeKeeper
 from reputation.records import NumberRecord
 from reputation.settings import Settings
+from reputation.siblings import ONLY_WORKER, WorkerLink, WorkerSlot
 from reputation.spool import Spool
 from reputation.store import Store, create_pool
 from reputation.sweeper import Sweeper
@@ -59,8 +62,17 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> web.Application:
-    """A node of the service for ``settings.database_url`` (which must be set)."""
+def create_app(
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+    worker: WorkerSlot = ONLY_WORKER,
+) -> web.Application:
+    """A node of the service for ``settings.database_url`` (which must be set).
+
+    ``worker`` says which of the node's worker processes this app is (the
+    first and only one unless ``reputation serve`` runs several).
+    """
     if not settings.database_url:
         raise ValueError("create_app needs settings.database_url; `reputation serve` sets it")
     check_auth_setting(settings)
@@ -94,6 +106,8 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     app[GUARD] = guard
     app[HEALTH] = DatabaseHealth()
     app[EXPORT_SLOTS] = asyncio.Semaphore(max(1, settings.export_concurrency))
+    app[WORKER_LINK] = link = WorkerLink(settings, worker)
+    link.answer(METRICS_QUESTION, lambda: families_data(metrics.registry))
     api.setup_routes(app)
     app.cleanup_ctx.append(database)
     app.cleanup_ctx.append(api_keys)
@@ -102,6 +116,8 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -
     app.cleanup_ctx.append(verdict_sweep)
     app.cleanup_ctx.append(statuspage.activity_sampler)
     app.cleanup_ctx.append(range_state)
+    # Last: siblings are answered once everything they may ask about exists.
+    app.cleanup_ctx.append(sibling_socket)
     return app
 
 
@@ -248,6 +264,12 @@ async def verdict_sweep(app: web.Application) -> AsyncIterator[None]:
     yield
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
+
+
+async def sibling_socket(app: web.Application) -> AsyncIterator[None]:
+    """This worker's socket, on which its siblings ask for its metrics and activity."""
+    async with app[WORKER_LINK].listening():
+        yield
 
 
 async def range_state(app: web.Application) -> AsyncIterator[None]:

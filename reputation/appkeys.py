@@ -17,6 +17,7 @@ from reputation.lookup import Lookups
 from reputation.metrics import Metrics
 from reputation.ranges import RangeKeeper
 from reputation.settings import Settings
+from reputation.siblings import WorkerLink
 from reputation.spool import Spool
 from reputation.store import Store
 from reputation.sweeper import Sweeper
@@ -36,3 +37,5 @@ RANGES = web.AppKey("ranges", RangeKeeper)
 # Exports streamed at once (each holds a database connection).
 EXPORT_SLOTS = web.AppKey("export_slots", asyncio.Semaphore)
 SPOOL = web.AppKey("spool", Spool)
+# This worker's place among the node's workers, and its socket to them.
+WORKER_LINK = web.AppKey("worker_link", WorkerLink)

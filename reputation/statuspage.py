@@ -1,8 +1,8 @@
 """``GET /``: what a person opening the service wants to see, on one page.
 
-Lookups per minute on this node (by verdict), reports per minute on every
-node, the verdict mix, the most reported numbers of the last day and the
-node's health. Rendered here as HTML with inline SVG charts: no script, no
+Lookups per minute on this node (by verdict, over all its worker processes),
+reports per minute on every node, the verdict mix, the most reported numbers
+of the last day and the node's health. Rendered here as HTML with inline SVG charts: no script, no
 external asset, readable on a switch-room terminal without internet access.
 Numbers are masked unless the caller may see them in clear (an analyst's or
 admin's key sent along, or authentication off as in the quick start).
@@ -27,14 +27,25 @@ from reputation.activity import (
     SAMPLE_SECONDS,
     Activity,
     DatabaseFigures,
+    FilterFigures,
+    NodeActivity,
     StatusState,
+    WorkerActivity,
     minute_of,
 )
-from reputation.appkeys import CLOCK, GUARD, LOOKUPS, METRICS, SETTINGS, STATUS_PAGE, STORE
+from reputation.appkeys import (
+    CLOCK,
+    GUARD,
+    LOOKUPS,
+    METRICS,
+    SETTINGS,
+    STATUS_PAGE,
+    STORE,
+    WORKER_LINK,
+)
 from reputation.auth import public
 from reputation.constants import FEED_NODE_TIMEOUT_SECONDS
 from reputation.errors import ReputationError
-from reputation.lookup import Lookups
 from reputation.metrics import VERDICTS
 from reputation.privacy import mask
 
@@ -44,6 +55,8 @@ logger = logging.getLogger(__name__)
 TOP_NUMBERS = 10
 # Seconds between automatic reloads of the page.
 REFRESH_SECONDS = 30
+# What the worker serving the page asks its siblings.
+ACTIVITY_QUESTION = "activity"
 
 COLORS = {"allow": "#2e8b57", "warn": "#e0a800", "block": "#c0392b", "reports": "#2f6fb3"}
 ROLES_SEEING_NUMBERS = ("analyst", "admin")
@@ -94,10 +107,45 @@ async def read_figures(app: web.Application) -> DatabaseFigures:
     return DatabaseFigures(True, per_minute, rows, nodes)
 
 
+def worker_activity(app: web.Application) -> WorkerActivity:
+    """This worker's part of the page: its lookups per minute, filter and cache."""
+    page, lookups = app[STATUS_PAGE], app[LOOKUPS]
+    number_filter, cache = lookups.filter, lookups.cache
+    return WorkerActivity(
+        minutes=page.activity.per_minute(),
+        since_start=page.activity.since_start(),
+        up_seconds=time.monotonic() - page.started,
+        filter=None
+        if number_filter is None
+        else FilterFigures(
+            items=len(number_filter),
+            capacity=number_filter.capacity,
+            fill_ratio=number_filter.fill_ratio(),
+            false_positive_rate=number_filter.estimated_false_positive_rate(),
+        ),
+        cache_entries=len(cache),
+        cache_hits=cache.hits,
+        cache_misses=cache.misses,
+    )
+
+
+async def node_activity(app: web.Application) -> NodeActivity:
+    """This worker's activity and that of every sibling that answers in time."""
+    link = app[WORKER_LINK]
+    workers = [worker_activity(app)]
+    for index, answer in sorted((await link.ask_siblings(ACTIVITY_QUESTION)).items()):
+        try:
+            workers.append(WorkerActivity.from_json(answer))
+        except (KeyError, TypeError, ValueError):
+            logger.warning("status page: worker %d answered something unreadable", index)
+    return NodeActivity(workers, link.slot.count)
+
+
 async def activity_sampler(app: web.Application) -> AsyncIterator[None]:
-    """Read this node's lookup counters every ``SAMPLE_SECONDS`` for the page."""
+    """Read this worker's lookup counters every ``SAMPLE_SECONDS`` for the page."""
     activity = Activity(app[METRICS], app[CLOCK])
     app[STATUS_PAGE] = StatusState(activity)
+    app[WORKER_LINK].answer(ACTIVITY_QUESTION, lambda: worker_activity(app).to_json())
 
     async def sample() -> None:
         while True:
@@ -222,12 +270,16 @@ def _duration(seconds: float) -> str:
     return f"{minutes} min"
 
 
-def _health(lookups: Lookups, figures: DatabaseFigures, auth: bool) -> str:
-    number_filter = lookups.filter
-    cache = lookups.cache
-    asked = cache.hits + cache.misses
+def _health(node: NodeActivity, figures: DatabaseFigures, auth: bool) -> str:
+    number_filter = node.filter
+    hit_ratio = node.cache_hit_ratio
+    loaded = _badge(number_filter is not None, "loaded", "loading")
+    if node.worker_count > 1:
+        loaded += (
+            f' <span class="muted">on {node.filters_loaded} of {node.worker_count} workers</span>'
+        )
     rows = [
-        ("Bloom filter", _badge(number_filter is not None, "loaded", "loading")),
+        ("Bloom filter", loaded),
         ("Database", _badge(figures.up, "up", "down")),
         (
             "Authentication",
@@ -239,21 +291,29 @@ def _health(lookups: Lookups, figures: DatabaseFigures, auth: bool) -> str:
         rows += [
             (
                 "Numbers in the filter",
-                f"{len(number_filter):,} of {number_filter.capacity:,} "
-                f"({number_filter.fill_ratio():.1%} of bits set)",
+                f"{number_filter.items:,} of {number_filter.capacity:,} "
+                f"({number_filter.fill_ratio:.1%} of bits set)",
             ),
             (
                 "False-positive rate (estimated)",
-                f"{number_filter.estimated_false_positive_rate():.4%}",
+                f"{number_filter.false_positive_rate:.4%}",
             ),
         ]
     rows.append(
         (
             "Hot cache",
-            f"{len(cache):,} answers, hit ratio "
-            + (f"{cache.hits / asked:.1%}" if asked else "n/a"),
+            f"{node.cache_entries:,} answers, hit ratio "
+            + (f"{hit_ratio:.1%}" if hit_ratio is not None else "n/a"),
         )
     )
+    if node.worker_count > 1:
+        rows.append(
+            (
+                "Workers answering",
+                _badge(len(node.workers) == node.worker_count, "all", "not all")
+                + f" {len(node.workers)} of {node.worker_count}",
+            )
+        )
     body = "".join(f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>" for k, v in rows)
     return f"<table>{body}</table>"
 
@@ -296,8 +356,7 @@ def _top_table(figures: DatabaseFigures, clear: bool) -> str:
 
 
 def render(
-    page: StatusState,
-    lookups: Lookups,
+    node: NodeActivity,
     figures: DatabaseFigures,
     *,
     now: datetime,
@@ -305,7 +364,7 @@ def render(
     clear_numbers: bool,
     host: str,
 ) -> str:
-    minutes = page.activity.per_minute()
+    minutes = node.per_minute()
     labels = [
         "now" if i == len(minutes) - 1 else f"-{len(minutes) - 1 - i} min"
         for i in range(len(minutes))
@@ -315,7 +374,7 @@ def render(
     ]
     last_full = minutes[-2] if len(minutes) > 1 else minutes[-1]
     reports_last = report_stacks[-2]["reports"] if len(report_stacks) > 1 else 0.0
-    mix = page.activity.since_start()
+    mix = node.since_start()
     hour_mix = {v: sum(m.lookups[v] for m in minutes) for v in VERDICTS}
     cards = [
         ("Lookups, last minute", _number(last_full.total), "this node"),
@@ -340,7 +399,7 @@ def render(
         f"<title>reputation: status</title><style>{STYLE}</style></head><body><main>"
         f"<header><h1>reputation <span class='muted'>status</span></h1>"
         f"<div class='muted'>node <code>{html.escape(host)}</code> · v{__version__} · up "
-        f"{_duration(time.monotonic() - page.started)} · {now:%Y-%m-%d %H:%M} UTC · "
+        f"{_duration(node.up_seconds)} · {now:%Y-%m-%d %H:%M} UTC · "
         f"reloads every {REFRESH_SECONDS} s · "
         '<a href="/docs">API</a> · <a href="/metrics">metrics</a></div></header>'
         f'<div class="grid">{card_html}</div>'
@@ -359,7 +418,7 @@ def render(
         f'<div class="card"><h2>Most reported, last 24 hours</h2>'
         f'<div class="muted">{seen}</div>{_top_table(figures, clear_numbers)}</div>'
         '<div class="card"><h2>Node health</h2>'
-        + _health(lookups, figures, auth)
+        + _health(node, figures, auth)
         + "<h2 style='margin-top:14px'>Nodes following the change feed</h2>"
         + _nodes_table(figures)
         + "</div></div></main></body></html>"
@@ -388,11 +447,9 @@ def sees_numbers(request: web.Request) -> bool:
 async def get_status_page(request: web.Request) -> web.Response:
     """``GET /``: the status page of this node."""
     app = request.app
-    page = app[STATUS_PAGE]
-    figures = await page.figures(lambda: read_figures(app))
+    figures = await app[STATUS_PAGE].figures(lambda: read_figures(app))
     body = render(
-        page,
-        app[LOOKUPS],
+        await node_activity(app),
         figures,
         now=app[CLOCK](),
         auth=app[SETTINGS].auth,

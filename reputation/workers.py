@@ -28,6 +28,7 @@ from aiohttp import web
 from reputation.app import create_app
 from reputation.logs import access_log_options, setup_logging
 from reputation.settings import Settings
+from reputation.siblings import WorkerSlot, check_socket_paths
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +71,7 @@ def run_node(settings: Settings, *, reuse_port: bool = False) -> None:
 
 def serve_workers(settings: Settings) -> int:
     """Run ``settings.workers`` worker processes on one port until asked to stop; exit status."""
+    check_socket_paths(settings)
     context = multiprocessing.get_context("spawn")
     count = settings.workers
     workers: list[BaseProcess | None] = [None] * count
@@ -151,7 +153,7 @@ def _worker_main(settings: Settings, index: int, parent: int) -> None:
     """The entry point of a worker process."""
     setup_logging(settings.log_level)
     logger.info("worker %d serving on %s:%d", index, settings.host, settings.port)
-    app = create_app(settings)
+    app = create_app(settings, worker=WorkerSlot(index, settings.workers))
 
     async def watch_parent(_app: web.Application) -> AsyncIterator[None]:
         task = asyncio.get_running_loop().create_task(_stop_when_orphaned(parent))
