@@ -66,7 +66,7 @@ def promtool(*arguments: str) -> subprocess.CompletedProcess[str]:
 def test_alert_rules_are_valid() -> None:
     checked = promtool("check", "rules", str(ALERTS))
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "SUCCESS: 7 rules found" in checked.stdout
+    assert "SUCCESS: 8 rules found" in checked.stdout
 
 
 def test_alert_rules_fire_when_they_should() -> None:
@@ -260,6 +260,8 @@ def test_compose_file_describes_the_deployment() -> None:
         assert node["environment"]["REPUTATION_DATABASE_URL"].startswith("postgresql://")
         assert "@postgres:5432/" in node["environment"]["REPUTATION_DATABASE_URL"]
         assert node["depends_on"]["postgres"]["condition"] == "service_healthy"
+        # Several workers per node: the scrape must answer for all of them.
+        assert int(node["environment"]["REPUTATION_WORKERS"]) > 1
     # Files mounted from the repository exist.
     for service in services.values():
         for volume in service.get("volumes", ()):
