@@ -14,9 +14,10 @@ prometheus-client's multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``) was not
 chosen: it cannot carry our scrape-time collectors (Bloom filter, cache,
 change feed readings) nor function gauges, and it turns every update on the
 lookup path into a locked write to a memory-mapped file: a lookup's counter
-increment and histogram observation took 4.4-5.9 us in that mode against
-2.6-3.2 us in a registry of our own (median of 5 x 200,000, prometheus-client
-0.26, on a shared and loaded 2-core machine), about 2 us more per lookup.
+increment and histogram observation took 4.4-6.0 us in that mode against
+2.6-3.2 us in a registry of our own (medians of 5 x 200,000, prometheus-client
+0.26, on a shared and loaded 2-core machine; ``python -m benchmarks.bench_metrics``),
+about 2 us more per lookup.
 """
 
 from __future__ import annotations
