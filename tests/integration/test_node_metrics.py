@@ -218,6 +218,10 @@ async def test_every_scrape_holds_the_whole_node(node: Node) -> None:
 
 async def test_status_page_counts_every_worker(node: Node) -> None:
     await lookups(node.base, ROUND, 0)
+    # Both workers answered some: a page from either one alone would miss some.
+    by_worker = lookups_by_worker(parse((await scrape(node.base))[0])[0])
+    assert sorted(by_worker) == ["0", "1"]
+    assert all(0 < count < ROUND for count in by_worker.values()), by_worker
     for _ in range(6):
         page = await fresh_get(node.base, "/")
         card = re.search(r'Lookups, last hour</div><div class="figure">([\d,]+)</div>', page)
