@@ -847,7 +847,9 @@ OPERATIONS_PATHS: dict[str, Schema] = {
         "get": operation(
             "metrics",
             "Prometheus metrics of this node",
-            "Text exposition format; no label ever carries a phone number.",
+            "Text exposition format; no label ever carries a phone number. Whichever worker "
+            "process answers, every worker's series are there, labelled `worker` when the "
+            "node runs more than one.",
             tag="operations",
             roles=None,
             responses={
