@@ -647,6 +647,11 @@ class Store:
         seq: int = await conn.fetchval(self.sql["append_change"], e164, kind)
         return seq
 
+    async def log_change(self, conn: asyncpg.Connection, e164: str, kind: str) -> int:
+        """Log a change in the caller's transaction; the caller sends the NOTIFY (or none)."""
+        seq: int = await conn.fetchval(self.sql["log_change"], e164, kind)
+        return seq
+
     async def transaction_status(self, txid: int) -> str | None:
         """``committed``, ``aborted`` or ``in progress``; ``None`` if too old to tell."""
         status: str | None = await self.pool.fetchval(self.sql["transaction_status"], str(txid))

@@ -151,6 +151,11 @@ WITH appended AS (
 )
 SELECT seq, txid, pg_notify('reputation_changes', '') FROM appended;
 
+-- log_change --
+-- Record that the answer for a number changed, in a transaction that sends its own NOTIFY (or none)
+INSERT INTO changes (e164, kind) VALUES ($1, $2)
+RETURNING seq;
+
 -- transaction_status --
 -- Did a transaction commit? (for a write whose COMMIT got no answer: committed, aborted, in progress)
 SELECT pg_xact_status($1::text::xid8);
