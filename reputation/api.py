@@ -1,4 +1,4 @@
-"""HTTP handlers of the v1 API, and the middleware that shapes every error."""
+"""HTTP handlers of the v1 API, and the middleware every request passes."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 
 import asyncpg
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from reputation import (
@@ -34,12 +35,13 @@ from reputation.appkeys import (
     WORKER_LINK,
 )
 from reputation.attestation import call_attestation
-from reputation.auth import public, requires
+from reputation.auth import Guard, Handler, admit, public, requires
 from reputation.constants import CHANNELS, MAX_BATCH_NUMBERS, RETRY_AFTER_SECONDS
 from reputation.encoding import dumps, encode_answer, encode_results
 from reputation.errors import BadRequest, InvalidNumber, PayloadTooLarge, ReputationError
 from reputation.exposition import node_exposition
 from reputation.jsonio import encoded_json_response, json_response, read_json_object
+from reputation.logs import REQUEST_ID_HEADER, assign_request_id
 from reputation.lookup import Answer, answer_body
 from reputation.normalize import normalize
 from reputation.reports import parse_report
@@ -73,20 +75,40 @@ def error_response(
     return response
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Every failure becomes ``{"error": {"code", "message"}}``: never HTML, never a traceback."""
-    try:
-        response: web.StreamResponse = await handler(request)
+def front_middleware(guard: Guard) -> Middleware:
+    """The one middleware of every request: its id, the security checks, errors as JSON.
+
+    One layer rather than one per concern: aiohttp wraps each middleware
+    around every request, and a switch asks thousands of times a second.
+    """
+
+    @web.middleware
+    async def front(request: web.Request, handler: Handler) -> web.StreamResponse:
+        request_id = assign_request_id(request)
+        try:
+            await admit(guard, request)
+            response = await handler(request)
+        except Exception as exc:
+            response = error_answer(request, exc)
+        response.headers[REQUEST_ID_HEADER] = request_id
         return response
-    except ReputationError as exc:
+
+    return front
+
+
+def error_answer(request: web.Request, exc: Exception) -> web.Response:
+    """Every failure becomes ``{"error": {"code", "message"}}``: never HTML, never a traceback.
+
+    Called while ``exc`` is being handled; an HTTP redirect is raised again.
+    """
+    if isinstance(exc, ReputationError):
         return error_response(exc.status, exc.to_dict(), exc.headers)
-    except web.HTTPException as exc:
+    if isinstance(exc, web.HTTPException):
         if exc.status < 400:
-            raise
+            raise exc
         code = _HTTP_ERROR_CODES.get(exc.status, "http_error")
         return error_response(exc.status, {"code": code, "message": exc.reason})
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+    if isinstance(exc, (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)):
         logger.exception("database call failed")
         request.app[METRICS].database_errors.labels(_route_name(request)).inc()
         return error_response(
@@ -94,9 +116,8 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
             {"code": "database_unavailable", "message": "The database is unavailable."},
             {"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
-    except Exception:
-        logger.exception("unexpected error")
-        return error_response(500, {"code": "internal_error", "message": "Internal error."})
+    logger.exception("unexpected error")
+    return error_response(500, {"code": "internal_error", "message": "Internal error."})
 
 
 def _route_name(request: web.Request) -> str:

@@ -30,7 +30,7 @@ from reputation.appkeys import (
     SWEEPER,
     WORKER_LINK,
 )
-from reputation.auth import Guard, is_loopback, security_middleware
+from reputation.auth import Guard, is_loopback
 from reputation.constants import (
     LINGER_SECONDS,
     MAX_BODY_BYTES,
@@ -43,7 +43,7 @@ from reputation.exposition import METRICS_QUESTION, families_data
 from reputation.feed import ChangeFeed
 from reputation.filters import FilterKeeper
 from reputation.health import DatabaseHealth
-from reputation.logs import ACCESS_LOGGERS, install_request_text_filter, request_id_middleware
+from reputation.logs import ACCESS_LOGGERS, install_request_text_filter
 from reputation.lookup import Answer, Lookups
 from reputation.metrics import Metrics
 from reputation.migrate import migrate
@@ -82,7 +82,7 @@ def create_app(
     metrics.bloom_design_error_rate.set(settings.bloom_error_rate)
     guard = Guard(settings, metrics)
     app = web.Application(
-        middlewares=[request_id_middleware, api.error_middleware, security_middleware(guard)],
+        middlewares=[api.front_middleware(guard)],
         client_max_size=MAX_BODY_BYTES,
         handler_args={
             # A connection idle, or still sending its request headers, is closed

@@ -1,13 +1,13 @@
-"""Who is calling, what each handler allows, and the middleware that enforces it.
+"""Who is calling, what each handler allows, and the checks that enforce it.
 
 Handlers declare the roles that may call them with ``@requires(...)`` (``admin``
 may call everything) or declare themselves ``@public``. A handler that declares
 neither is treated as admin-only: forgetting a declaration closes a route
 rather than opening it (and the route tests fail, naming it).
 
-For every request to a declared route ``security_middleware`` checks, in this
-order, each step refusing with a JSON error: the URL length (414); the API key
-in ``Authorization: Bearer <key>`` (401 ``missing_api_key`` /
+For every request to a declared route ``admit`` checks, in this order, each
+step refusing with a JSON error: the URL length (414); the API key in
+``Authorization: Bearer <key>`` (401 ``missing_api_key`` /
 ``invalid_api_key``); the key's role (403 ``forbidden``); the key's rate (429
 ``rate_limited`` with ``Retry-After``); the body, read under a deadline (408,
 413); and, on the SMS webhook, the gateway's signature (``signature.py``).
@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from aiohttp.typedefs import Middleware
 from aiohttp.web_protocol import RequestPayloadError
 
 from reputation.apikeys import ApiKeyRecord, KeyRing
@@ -262,40 +261,38 @@ class Guard:
 _CALLER = web.RequestKey("caller", KnownKey)
 
 
-def security_middleware(guard: Guard) -> Middleware:
-    """The middleware enforcing ``guard`` on every request (see the module's docstring)."""
+async def admit(guard: Guard, request: web.Request) -> None:
+    """Enforce ``guard`` on a request before its handler runs (see the module's docstring).
 
-    @web.middleware
-    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if len(request.raw_path) > MAX_URL_CHARS:
-            raise UriTooLong(f"URLs are limited to {MAX_URL_CHARS} characters.")
-        match_info = request.match_info
-        if match_info.http_exception is not None:  # no such route or method: 404/405
-            return await handler(request)
-        roles = declared_roles(match_info.handler)
-        if roles is None:
-            request[PRINCIPAL] = ANONYMOUS if guard.enabled else UNAUTHENTICATED
-            guard.limit_address(request)
-            if request.body_exists:
-                await guard.read_body(request)
-            return await handler(request)
-        if not guard.enabled:
-            if request.body_exists:
-                await guard.read_body(request)
-            return await handler(request)
-        known = guard.authenticate(request)
-        guard.authorize(known, roles)
-        request[PRINCIPAL] = known.principal
-        request[_CALLER] = known
-        guard.charge(request, 1)
-        signed = _signed(match_info)
-        if request.body_exists or signed:
-            body = await guard.read_body(request)
-            if signed:
-                guard.verify_gateway(request, body)
-        return await handler(request)
-
-    return check
+    Raises the coded error of the first check that refuses; reads the body
+    (under its limits) when there is one, so that the handler finds it ready.
+    """
+    if len(request.raw_path) > MAX_URL_CHARS:
+        raise UriTooLong(f"URLs are limited to {MAX_URL_CHARS} characters.")
+    match_info = request.match_info
+    if match_info.http_exception is not None:  # no such route or method: 404/405
+        return
+    roles = declared_roles(match_info.handler)
+    if roles is None:
+        request[PRINCIPAL] = ANONYMOUS if guard.enabled else UNAUTHENTICATED
+        guard.limit_address(request)
+        if request.body_exists:
+            await guard.read_body(request)
+        return
+    if not guard.enabled:
+        if request.body_exists:
+            await guard.read_body(request)
+        return
+    known = guard.authenticate(request)
+    guard.authorize(known, roles)
+    request[PRINCIPAL] = known.principal
+    request[_CALLER] = known
+    guard.charge(request, 1)
+    signed = _signed(match_info)
+    if request.body_exists or signed:
+        body = await guard.read_body(request)
+        if signed:
+            guard.verify_gateway(request, body)
 
 
 def _signed(match_info: web.UrlMappingMatchInfo) -> bool:

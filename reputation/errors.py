@@ -2,7 +2,7 @@
 
 Every error a client can see is a ``ReputationError``: it carries a
 machine-readable ``code`` and an HTTP ``status``, and its docstring is the
-default human message. ``api.error_middleware`` turns it into
+default human message. ``api.error_answer`` turns it into
 ``{"error": {"code": ..., "message": ...}}``.
 """
 
