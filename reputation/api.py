@@ -37,14 +37,16 @@ from reputation.appkeys import (
 from reputation.attestation import call_attestation
 from reputation.auth import Guard, Handler, admit, public, requires
 from reputation.constants import CHANNELS, MAX_BATCH_NUMBERS, RETRY_AFTER_SECONDS
-from reputation.encoding import dumps, encode_answer, encode_results
+from reputation.encoding import dumps, encode_answer, encode_results, encode_unreported
 from reputation.errors import BadRequest, InvalidNumber, PayloadTooLarge, ReputationError
 from reputation.exposition import node_exposition
 from reputation.jsonio import encoded_json_response, json_response, read_json_object
 from reputation.logs import REQUEST_ID_HEADER, assign_request_id
-from reputation.lookup import Answer, answer_body
+from reputation.lookup import BLOOM, Answer, Lookups, answer_body
+from reputation.metrics import Metrics
 from reputation.normalize import normalize
 from reputation.reports import parse_report
+from reputation.verdict import NOT_REPORTED, Judgement
 
 logger = logging.getLogger(__name__)
 
@@ -130,19 +132,6 @@ def _region(request: web.Request) -> str:
     return request.app[SETTINGS].region
 
 
-def answer_json(
-    request: web.Request, answer: Answer, attestation: str | None = None
-) -> dict[str, Any]:
-    """The lookup object of one answer, counted in the lookup metrics."""
-    lookups = request.app[LOOKUPS]
-    judgement = lookups.judge(answer, attestation)
-    metrics = request.app[METRICS]
-    metrics.lookup_by[answer.layer, judgement.verdict].inc()
-    for reason in judgement.reasons:
-        metrics.verdict_reason[reason].inc()
-    return answer_body(answer, judgement, lookups.appeal_url(answer.e164, judgement))
-
-
 def number_json(request: web.Request, answer: Answer) -> dict[str, Any]:
     """The lookup object of a number a report just changed (not a lookup: not counted as one)."""
     lookups = request.app[LOOKUPS]
@@ -150,15 +139,17 @@ def number_json(request: web.Request, answer: Answer) -> dict[str, Any]:
     return answer_body(answer, judgement, lookups.appeal_url(answer.e164, judgement))
 
 
-def answer_bytes(request: web.Request, answer: Answer, attestation: str | None = None) -> bytes:
-    """``answer_json``, encoded (prepared bytes for a number nobody reported)."""
-    lookups = request.app[LOOKUPS]
+def answer_bytes(lookups: Lookups, answer: Answer, attestation: str | None = None) -> bytes:
+    """The lookup object of one answer, encoded and counted in the lookup metrics."""
     judgement = lookups.judge(answer, attestation)
-    metrics = request.app[METRICS]
-    metrics.lookup_by[answer.layer, judgement.verdict].inc()
-    for reason in judgement.reasons:
-        metrics.verdict_reason[reason].inc()
+    _count(lookups.metrics, answer.layer, judgement)
     return encode_answer(answer, judgement, lookups.appeal_url(answer.e164, judgement))
+
+
+def _count(metrics: Metrics, layer: str, judgement: Judgement, lookups: int = 1) -> None:
+    metrics.lookup_by[layer, judgement.verdict].inc(lookups)
+    for reason in judgement.reasons:
+        metrics.verdict_reason[reason].inc(lookups)
 
 
 @requires("lookup", "analyst")
@@ -169,16 +160,22 @@ async def get_number(request: web.Request) -> web.Response:
     the caller ID of the call being set up (see ``attestation.py``).
     """
     started = time.perf_counter()
-    metrics = request.app[METRICS]
+    lookups = request.app[LOOKUPS]
+    metrics = lookups.metrics
     try:
-        e164 = normalize(request.match_info["number"], _region(request))
+        e164 = normalize(request.match_info["number"], lookups.settings.region)
     except InvalidNumber as exc:
         metrics.lookup_errors.labels(exc.code).inc()
         raise
     attestation = call_attestation(request.query) if request.query_string else None
-    lookups = request.app[LOOKUPS]
-    answer = lookups.from_memory(e164) or await lookups.lookup(e164)
-    response = encoded_json_response(answer_bytes(request, answer, attestation))
+    if attestation is None and lookups.certainly_unreported(e164):
+        # What a switch asks most: prepared bytes, no answer object, no clock.
+        body = encode_unreported(e164)
+        _count(metrics, BLOOM, NOT_REPORTED)
+    else:
+        answer = lookups.from_memory(e164) or await lookups.lookup(e164)
+        body = answer_bytes(lookups, answer, attestation)
+    response = encoded_json_response(body)
     metrics.lookup_seconds.observe(time.perf_counter() - started)
     return response
 
@@ -196,47 +193,50 @@ async def post_lookups(request: web.Request) -> web.Response:
         )
     # The call itself paid for one number: a batch costs one per number.
     request.app[GUARD].charge(request, max(0, len(numbers) - 1))
-    region = _region(request)
-    metrics = request.app[METRICS]
-    parsed: list[str | dict[str, Any]] = []
+    lookups = request.app[LOOKUPS]
+    region = lookups.settings.region
+    certainly_unreported = lookups.certainly_unreported
+    # Each number's encoded answer, in order (empty until memory or Postgres answers it).
+    results: list[bytes] = []
+    # The numbers the filter cannot answer alone, and their places in the results.
+    asked: list[str] = []
+    waiting: dict[str, list[int]] = {}
+    errors: dict[str, int] = {}
+    unreported = 0
     for item in numbers:
         if not isinstance(item, str):
-            parsed.append(
-                {
-                    "input": item,
-                    "error": BadRequest(
-                        "Each number must be a string.", code="invalid_field"
-                    ).to_dict(),
-                }
-            )
+            error = BadRequest("Each number must be a string.", code="invalid_field")
+            results.append(dumps({"input": item, "error": error.to_dict()}))
             continue
         try:
-            parsed.append(normalize(item, region))
+            e164 = normalize(item, region)
         except InvalidNumber as exc:
-            metrics.lookup_errors.labels(exc.code).inc()
-            parsed.append({"input": item, "error": exc.to_dict()})
-    lookups = request.app[LOOKUPS]
-    answers = await lookups.lookup_many([p for p in parsed if isinstance(p, str)])
-    # One instant for the whole batch; counters move once per batch, not per number.
-    now = lookups.clock()
-    by_layer: dict[tuple[str, str], int] = {}
-    by_reason: dict[str, int] = {}
-    results: list[bytes] = []
-    for item in parsed:
-        if not isinstance(item, str):
-            results.append(dumps(item))
+            errors[exc.code] = errors.get(exc.code, 0) + 1
+            results.append(dumps({"input": item, "error": exc.to_dict()}))
             continue
-        answer = answers[item]
-        judgement = lookups.judge(answer, now=now)
-        key = (answer.layer, judgement.verdict)
-        by_layer[key] = by_layer.get(key, 0) + 1
-        for reason in judgement.reasons:
-            by_reason[reason] = by_reason.get(reason, 0) + 1
-        results.append(encode_answer(answer, judgement, lookups.appeal_url(answer.e164, judgement)))
-    for key, count in by_layer.items():
-        metrics.lookup_by[key].inc(count)
-    for reason, count in by_reason.items():
-        metrics.verdict_reason[reason].inc(count)
+        if certainly_unreported(e164):
+            results.append(encode_unreported(e164))
+            unreported += 1
+        else:
+            asked.append(e164)
+            waiting.setdefault(e164, []).append(len(results))
+            results.append(b"")
+    metrics = lookups.metrics
+    # Counters move once per batch, not per number.
+    for code, count in errors.items():
+        metrics.lookup_errors.labels(code).inc(count)
+    if unreported:
+        _count(metrics, BLOOM, NOT_REPORTED, unreported)
+    if waiting:
+        answers = await lookups.lookup_many(asked)
+        now = lookups.clock()  # one instant for the whole batch
+        for e164, positions in waiting.items():
+            answer = answers[e164]
+            judgement = lookups.judge(answer, now=now)
+            _count(metrics, answer.layer, judgement, len(positions))
+            encoded = encode_answer(answer, judgement, lookups.appeal_url(e164, judgement))
+            for position in positions:
+                results[position] = encoded
     return encoded_json_response(encode_results(results))
 
 

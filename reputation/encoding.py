@@ -14,7 +14,7 @@ from typing import Any, Final
 
 import orjson
 
-from reputation.lookup import Answer, answer_body
+from reputation.lookup import BLOOM, Answer, answer_body
 from reputation.verdict import NOT_REPORTED, Judgement
 
 # Stands for the number while the template is made; E.164-shaped, so it is
@@ -56,6 +56,13 @@ def encode_answer(answer: Answer, judgement: Judgement, appeal_url: str | None =
     ):
         return _UNREPORTED_HEAD + e164.encode() + _UNREPORTED_TAIL
     return orjson.dumps(answer_body(answer, judgement, appeal_url))
+
+
+def encode_unreported(e164: str) -> bytes:
+    """The JSON bytes of the answer for a number nobody reported (``NOT_REPORTED``)."""
+    if _plain(e164):
+        return _UNREPORTED_HEAD + e164.encode() + _UNREPORTED_TAIL
+    return orjson.dumps(answer_body(Answer(e164, None, BLOOM), NOT_REPORTED))
 
 
 def _plain(e164: str) -> bool:

@@ -43,6 +43,8 @@ class _Unlisted:
 
 
 UNLISTED: Final = _Unlisted()
+# The layer that answers for a number the filter has never seen.
+BLOOM: Final = "bloom"
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,11 +109,22 @@ class Lookups:
     def loaded(self) -> bool:
         return self.filter is not None
 
+    def certainly_unreported(self, e164: str) -> bool:
+        """True when the filter has never seen this number and it is not protected.
+
+        Its answer is then the same for everyone at any time (``NOT_REPORTED``):
+        the most frequent lookup needs no answer object and no clock.
+        """
+        number_filter = self.filter
+        if number_filter is None or e164 in number_filter:
+            return False
+        return e164 not in self.protected
+
     def from_memory(self, e164: str) -> Answer | None:
         """The answer if memory alone can give it; ``None`` means ask Postgres."""
         number_filter = self.filter
         if number_filter is not None and e164 not in number_filter:
-            return Answer(e164, None, "bloom")
+            return Answer(e164, None, BLOOM)
         cached = self.cache.get(e164)
         if cached is None:
             return None

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
-from reputation.encoding import encode_answer, encode_results
+from reputation.encoding import encode_answer, encode_results, encode_unreported
 from reputation.lookup import Answer, answer_body
 from reputation.records import NumberRecord
 from reputation.verdict import NOT_REPORTED, judge
@@ -32,6 +32,13 @@ def test_a_number_that_would_need_escaping_is_encoded_the_plain_way() -> None:
     answer = Answer('+8491"2', None, "bloom")
     encoded = encode_answer(answer, NOT_REPORTED)
     assert json.loads(encoded)["number"] == '+8491"2'
+
+
+@pytest.mark.parametrize("e164", ["+84912345678", "+10000000000", '+8491"2', "+84\u00e9"])
+def test_the_unreported_shortcut_encodes_what_the_answer_would(e164: str) -> None:
+    answer = Answer(e164, None, "bloom")
+    assert encode_unreported(e164) == encode_answer(answer, NOT_REPORTED)
+    assert json.loads(encode_unreported(e164)) == answer_body(answer, NOT_REPORTED)
 
 
 def _record(reporters: int, reports: int | None = None) -> NumberRecord:
