@@ -35,12 +35,14 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from benchmarks.reports import postgres_cpu_seconds
 from reputation import bulk
 from reputation.constants import CATEGORIES
 from reputation.embedded import EmbeddedPostgres
 from reputation.migrate import migrate
 from reputation.settings import Settings
 from reputation.store import Store, create_pool
+from reputation.workers import new_event_loop
 
 REFUSED_SHARE = 0.01
 
@@ -70,17 +72,27 @@ def generate(path: Path, lines: int, seed: int = 8) -> tuple[int, int]:
 
 
 @contextlib.contextmanager
-def server(workdir: Path) -> Iterator[str]:
+def server(workdir: Path) -> Iterator[tuple[str, int | None]]:
+    """An admin URL, and the postmaster's pid when the server is our own (its CPU is measured)."""
     given = os.environ.get("REPUTATION_DATABASE_URL")
     if given:
-        yield given
+        yield given, None
         return
     workdir.chmod(0o711)
     embedded = EmbeddedPostgres(workdir / "pg", durable=False)
     try:
-        yield embedded.start()
+        url = embedded.start()
+        yield url, int((embedded.cluster / "postmaster.pid").read_text().split()[0])
     finally:
         embedded.stop()
+
+
+def cpu_note(lines: int, own: float, postgres: float | None) -> str:
+    """CPU seconds per 1,000 lines: steadier than lines/s on a machine shared with other work."""
+    note = f"CPU per 1,000 lines: importer {own / lines * 1e3:.3f} s"
+    if postgres is not None:
+        note += f", PostgreSQL {postgres / lines * 1e3:.3f} s"
+    return note
 
 
 @contextlib.asynccontextmanager
@@ -124,10 +136,12 @@ async def run(lines: int) -> None:
         assert checked == valid
         print(f"baseline (read + check, no writes): {lines / floor:,.0f} lines/s")
 
-        with server(workdir) as admin_url:
+        with server(workdir) as (admin_url, postmaster):
             async with fresh_store(admin_url) as store:
                 results = []
                 for name in ("import", "again"):
+                    own = time.process_time()
+                    pg = postgres_cpu_seconds(postmaster) if postmaster else 0.0
                     summary = await bulk.import_file(
                         store,
                         path,
@@ -135,13 +149,16 @@ async def run(lines: int) -> None:
                         rejected_path=workdir / "rejected.csv",
                         stream=sys.stderr,
                     )
+                    own = time.process_time() - own
+                    pg_used = postgres_cpu_seconds(postmaster) - pg if postmaster else None
                     results.append(summary)
                     print(
                         f"{name:7s} {summary.lines:,} lines in {summary.seconds:,.1f} s: "
                         f"{summary.lines / summary.seconds:,.0f} lines/s, "
                         f"{summary.reports_added:,} reports added, "
                         f"{summary.reports_present:,} already present, "
-                        f"{summary.rejected_lines:,} lines refused"
+                        f"{summary.rejected_lines:,} lines refused; "
+                        + cpu_note(summary.lines, own, pg_used)
                     )
                 first, again = results
                 assert first.imported == valid
@@ -161,7 +178,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=1_000_000)
     args = parser.parse_args()
-    asyncio.run(run(args.lines))
+    # On the event loop ``reputation import`` runs on.
+    with asyncio.Runner(loop_factory=lambda: new_event_loop(Settings().event_loop)) as runner:
+        runner.run(run(args.lines))
 
 
 if __name__ == "__main__":

@@ -234,6 +234,8 @@ class Guard:
         if length is not None and length > MAX_BODY_BYTES:
             raise PayloadTooLarge(f"Request bodies are limited to {MAX_BODY_BYTES} bytes.")
         try:
+            if request.content.is_eof():  # all of it has arrived: no timer to arm
+                return await request.read()
             async with asyncio.timeout(self.body_timeout):
                 return await request.read()
         except TimeoutError:

@@ -195,7 +195,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return serve(settings)
         action = getattr(args, f"{args.command}_command", None)
         command = f"{args.command} {action}" if action else args.command
-        return asyncio.run(COMMANDS[command](settings, args))
+        # The event loop a node serves on (uvloop): imports spend much of their time in I/O.
+        with asyncio.Runner(loop_factory=lambda: new_event_loop(settings.event_loop)) as runner:
+            return runner.run(COMMANDS[command](settings, args))
     except ReputationError as exc:
         print(json.dumps({"error": exc.to_dict()}, ensure_ascii=False), file=sys.stderr)
         return 1

@@ -144,12 +144,14 @@ RANGE_CACHE_BYTES = 48 * 1024 * 1024
 
 # Reports written in one transaction at most (group commit): a commit costs an
 # fsync and, with its NOTIFY, holds a lock that serialises every committing
-# report; reports arriving meanwhile share the next commit instead.
-MAX_REPORTS_PER_COMMIT = 64
+# report; reports arriving meanwhile share the next commit instead. A group is
+# written with the same few statements whatever its size, so a large one costs
+# less per report; this only bounds the arrays of one statement.
+MAX_REPORTS_PER_COMMIT = 256
 
-# Transactions writing reports at once, per process: each runs its reports'
-# statements one after the other, so several keep PostgreSQL busy (the pool
-# keeps connections for lookups besides).
+# Transactions writing reports at once, per process: while one waits for its
+# commit (an fsync), the others prepare theirs (the pool keeps connections for
+# lookups besides).
 REPORT_WRITERS = 4
 
 # A group of reports that deadlocked with another (PostgreSQL rolled it back)

@@ -33,10 +33,7 @@ def mask(e164: str) -> str:
     """
     if not _E164.fullmatch(e164):
         raise ValueError("mask() takes an E.164 number")
-    try:
-        country = str(phonenumbers.parse(e164).country_code)
-    except phonenumbers.NumberParseException:
-        raise ValueError("mask() takes an E.164 number of a known country code") from None
+    country = _country_code(e164)
     national = e164[1 + len(country) :]
     hidden = max(0, len(national) - 2 * SHOWN_DIGITS)
     if hidden < SHOWN_DIGITS:  # too short to show both ends: show only the last digits
@@ -47,6 +44,18 @@ def mask(e164: str) -> str:
     if len(groups) > 1 and len(groups[-1]) == 1:  # no lone digit at the end: 3-3-4
         groups[-2:] = [groups[-2] + groups[-1]]
     return f"+{country} " + " ".join(groups)
+
+
+def _country_code(e164: str) -> str:
+    """The country code of an E.164 number, read as ``phonenumbers.parse`` reads it.
+
+    Country codes are prefix-free: the first 1 to 3 digits that name one are
+    it (a table lookup, where a full parse costs about 15 µs).
+    """
+    for digits in (1, 2, 3):
+        if int(e164[1 : 1 + digits]) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            return e164[1 : 1 + digits]
+    raise ValueError("mask() takes an E.164 number of a known country code")
 
 
 def pseudonym(identity_hash: bytes) -> str:

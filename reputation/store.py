@@ -9,7 +9,7 @@ import hmac
 import json
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -278,8 +278,13 @@ class _GroupCommit:
     """
 
     def __init__(
-        self, write: Callable[[list[_PendingReport]], Awaitable[list[RecordedReport | _KeyTaken]]]
+        self,
+        acquire: Callable[[], AbstractAsyncContextManager[asyncpg.Connection]],
+        write: Callable[
+            [asyncpg.Connection, list[_PendingReport]], Awaitable[list[RecordedReport | _KeyTaken]]
+        ],
     ) -> None:
+        self._acquire = acquire
         self._write = write
         self._queue: list[_PendingReport] = []
         self._writers: set[asyncio.Task[None]] = set()
@@ -296,27 +301,38 @@ class _GroupCommit:
         # Shielded: a caller that goes away does not undo the others' commit.
         return await asyncio.shield(pending.outcome)
 
-    async def _drain(self) -> None:
-        while self._queue:
-            group = self._queue[:MAX_REPORTS_PER_COMMIT]
-            del self._queue[:MAX_REPORTS_PER_COMMIT]
-            await self._commit(group)
+    def _next_group(self) -> list[_PendingReport]:
+        group = self._queue[:MAX_REPORTS_PER_COMMIT]
+        del self._queue[:MAX_REPORTS_PER_COMMIT]
+        return group
 
-    async def _commit(self, group: list[_PendingReport]) -> None:
+    async def _drain(self) -> None:
+        """Write groups while reports wait, on one connection as long as it serves."""
+        while self._queue:
+            group = self._next_group()
+            try:
+                async with self._acquire() as conn:
+                    while await self._commit(conn, group) and self._queue:
+                        group = self._next_group()
+            except Exception as exc:  # no connection to be had
+                _fail(group, exc)
+            except BaseException as exc:  # cancelled at shutdown: tell the callers, stop
+                _fail(group, exc)
+                raise
+
+    async def _commit(self, conn: asyncpg.Connection, group: list[_PendingReport]) -> bool:
+        """Write one group and answer its callers; False if the connection may be broken."""
         for attempt in range(REPORT_DEADLOCK_RETRIES + 1):
             try:
-                outcomes = await self._write(group)
+                outcomes = await self._write(conn, group)
             except asyncpg.DeadlockDetectedError as exc:
                 if attempt < REPORT_DEADLOCK_RETRIES:
                     continue  # rolled back whole: nothing of it was kept
                 _fail(group, exc)
-                return
+                return True
             except Exception as exc:
                 _fail(group, exc)
-                return
-            except BaseException as exc:  # cancelled at shutdown: tell the callers, stop
-                _fail(group, exc)
-                raise
+                return False
             for pending, outcome in zip(group, outcomes, strict=True):
                 if pending.outcome.done():
                     continue
@@ -324,7 +340,8 @@ class _GroupCommit:
                     pending.outcome.set_exception(outcome)
                 else:
                     pending.outcome.set_result(outcome)
-            return
+            return True
+        return True
 
 
 def _fail(group: list[_PendingReport], exc: BaseException) -> None:
@@ -354,7 +371,7 @@ class Store:
         self.policy = Policy.from_settings(settings)
         self.daily_cap = settings.reporter_daily_cap
         self.day_offset = settings.reporter_day_utc_offset
-        self._report_commits = _GroupCommit(self._write_reports)
+        self._report_commits = _GroupCommit(lambda: self.pool.acquire(), self._write_reports)
 
     @staticmethod
     async def load_reporter_key(pool: asyncpg.Pool, configured: str | None) -> bytes:
@@ -427,7 +444,9 @@ class Store:
         assert number is not None
         return RecordedReport(StoredReport.from_row(row), number, replayed=True)
 
-    async def _write_reports(self, group: list[_PendingReport]) -> list[RecordedReport | _KeyTaken]:
+    async def _write_reports(
+        self, conn: asyncpg.Connection, group: list[_PendingReport]
+    ) -> list[RecordedReport | _KeyTaken]:
         """A group of reports in one transaction, with one NOTIFY for all of them.
 
         A report whose Idempotency-Key another transaction (or an earlier
@@ -436,7 +455,7 @@ class Store:
         """
         txid: int | None = None  # known once only the COMMIT is left
         try:
-            async with self.pool.acquire() as conn, conn.transaction():
+            async with conn.transaction():
                 outcomes, txid = await self._write_group(
                     conn, [(pending.report, pending.fingerprint) for pending in group]
                 )

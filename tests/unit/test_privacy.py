@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+
+import phonenumbers
 import pytest
 
 from reputation.privacy import mask, reporter_hash
@@ -37,6 +40,16 @@ def test_mask_hides_the_middle_digits() -> None:
 def test_mask_takes_only_e164(text: str) -> None:
     with pytest.raises(ValueError, match=r"E\.164"):
         mask(text)
+
+
+def test_mask_reads_the_country_code_as_a_full_parse_does() -> None:
+    rng = random.Random(84)
+    for code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+        for length in range(7, 16):
+            e164 = f"+{code}" + "".join(rng.choice("0123456789") for _ in range(15))
+            e164 = e164[: length + 1]
+            country = str(phonenumbers.parse(e164).country_code)
+            assert mask(e164).split(" ")[0] == "+" + country, e164
 
 
 def test_unknown_country_code_is_refused() -> None:
