@@ -8,11 +8,12 @@ answer every query of the dashboard.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import socket
 import subprocess
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -166,13 +167,11 @@ async def prometheus_query(session: aiohttp.ClientSession, base: str, query: str
         return body["data"]["result"]
 
 
-async def test_a_real_prometheus_scrapes_a_node_and_answers_the_dashboard(
-    aiohttp_client: Callable[..., object], settings: Settings, clock: FakeClock, tmp_path: Path
-) -> None:
+@contextlib.asynccontextmanager
+async def running_prometheus(target_port: int, tmp_path: Path) -> AsyncIterator[str]:
+    """A real Prometheus (Debian's package) with our alert rules, scraping
+    127.0.0.1:``target_port`` every second, until 4 scrapes succeeded; its base URL."""
     binary = require(PROMETHEUS_PACKAGE, "prometheus")["prometheus"]
-    server = TestServer(create_app(settings_with_auth(settings), clock=clock), host="127.0.0.1")
-    node: TestClient = await aiohttp_client(server)  # type: ignore[operator]
-    await wait_ready(node)
     config = tmp_path / "prometheus.yml"
     config.write_text(
         yaml.safe_dump(
@@ -182,7 +181,7 @@ async def test_a_real_prometheus_scrapes_a_node_and_answers_the_dashboard(
                 "scrape_configs": [
                     {
                         "job_name": "reputation",
-                        "static_configs": [{"targets": [f"127.0.0.1:{server.port}"]}],
+                        "static_configs": [{"targets": [f"127.0.0.1:{target_port}"]}],
                     }
                 ],
             }
@@ -194,60 +193,72 @@ async def test_a_real_prometheus_scrapes_a_node_and_answers_the_dashboard(
         process = await asyncio.create_subprocess_exec(
             binary,
             f"--config.file={config}",
-            f"--storage.tsdb.path={tmp_path / 'data'}",
+            f"--storage.tsdb.path={tmp_path / 'prometheus'}",
             f"--web.listen-address=127.0.0.1:{port}",
             "--log.level=warn",
             stdout=log,
             stderr=log,
         )
     try:
-        async with aiohttp.ClientSession() as session:
-            # Traffic for the series to move: lookups (every layer the node has), a refused one.
-            await node.get("/v1/numbers/0912345678", headers={"Authorization": "Bearer wrong"})
-            scrapes = 0
-            async with asyncio.timeout(60):
-                while scrapes < 4:
-                    await asyncio.sleep(1)
-                    try:
-                        found = await prometheus_query(
-                            session, base, 'count_over_time(up{job="reputation"}[1m])'
-                        )
-                    except aiohttp.ClientError:
-                        continue  # Prometheus is still starting
-                    scrapes = int(float(found[0]["value"][1])) if found else 0
-            up = await prometheus_query(session, base, 'up{job="reputation"}')
-            assert up[0]["value"][1] == "1"
-            # Every query of the dashboard is valid PromQL on real data...
-            for query in dashboard_queries():
-                for variable, value in GRAFANA_VARIABLES.items():
-                    query = query.replace(variable, value)
-                await prometheus_query(session, base, query)
-            # ... and the series it draws exist.
-            for name in (
-                "reputation_lookups_total",
-                "reputation_lookup_duration_seconds_bucket",
-                "reputation_reports_total",
-                "reputation_verdict_reasons_total",
-                "reputation_sms_rejected_total",
-                "reputation_bloom_fill_ratio",
-                "reputation_bloom_false_positive_rate",
-                "reputation_bloom_design_error_rate",
-                "reputation_cache_hits_total",
-                "reputation_cache_misses_total",
-                "reputation_feed_seconds_since_read",
-                "reputation_database_up",
-                "reputation_open_appeals",
-            ):
-                assert await prometheus_query(session, base, name), f"no series {name}"
-            # The alert rules are loaded and evaluate cleanly.
-            async with session.get(f"{base}/api/v1/rules") as response:
-                groups = (await response.json())["data"]["groups"]
-            rules = [rule for group in groups for rule in group["rules"]]
-            assert {rule["name"] for rule in rules} == {rule["alert"] for rule in alert_rules()}
-            assert {rule["health"] for rule in rules} <= {"ok", "unknown"}
+        async with aiohttp.ClientSession() as session, asyncio.timeout(60):
+            while True:
+                await asyncio.sleep(1)
+                try:
+                    found = await prometheus_query(
+                        session, base, 'sum_over_time(up{job="reputation"}[1m])'
+                    )
+                except aiohttp.ClientError:
+                    continue  # Prometheus is still starting
+                if found and float(found[0]["value"][1]) >= 4:
+                    break
+        yield base
     finally:
         process.terminate()
         await process.wait()
+
+
+async def test_a_real_prometheus_scrapes_a_node_and_answers_the_dashboard(
+    aiohttp_client: Callable[..., object], settings: Settings, clock: FakeClock, tmp_path: Path
+) -> None:
+    server = TestServer(create_app(settings_with_auth(settings), clock=clock), host="127.0.0.1")
+    node: TestClient = await aiohttp_client(server)  # type: ignore[operator]
+    await wait_ready(node)
+    # Traffic for the series to move: lookups (every layer the node has), a refused one.
+    await node.get("/v1/numbers/0912345678", headers={"Authorization": "Bearer wrong"})
+    async with (
+        running_prometheus(server.port, tmp_path) as base,
+        aiohttp.ClientSession() as session,
+    ):
+        up = await prometheus_query(session, base, 'up{job="reputation"}')
+        assert up[0]["value"][1] == "1"
+        # Every query of the dashboard is valid PromQL on real data...
+        for query in dashboard_queries():
+            for variable, value in GRAFANA_VARIABLES.items():
+                query = query.replace(variable, value)
+            await prometheus_query(session, base, query)
+        # ... and the series it draws exist.
+        for name in (
+            "reputation_lookups_total",
+            "reputation_lookup_duration_seconds_bucket",
+            "reputation_reports_total",
+            "reputation_verdict_reasons_total",
+            "reputation_sms_rejected_total",
+            "reputation_bloom_fill_ratio",
+            "reputation_bloom_false_positive_rate",
+            "reputation_bloom_design_error_rate",
+            "reputation_cache_hits_total",
+            "reputation_cache_misses_total",
+            "reputation_feed_seconds_since_read",
+            "reputation_database_up",
+            "reputation_open_appeals",
+        ):
+            assert await prometheus_query(session, base, name), f"no series {name}"
+        # The alert rules are loaded and evaluate cleanly.
+        async with session.get(f"{base}/api/v1/rules") as response:
+            groups = (await response.json())["data"]["groups"]
+        rules = [rule for group in groups for rule in group["rules"]]
+        assert {rule["name"] for rule in rules} == {rule["alert"] for rule in alert_rules()}
+        assert {rule["health"] for rule in rules} <= {"ok", "unknown"}
 
 
 def test_compose_file_describes_the_deployment() -> None:

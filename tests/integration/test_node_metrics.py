@@ -21,16 +21,14 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.test_monitoring import (
-    ALERTS,
     GRAFANA_VARIABLES,
-    PROMETHEUS_PACKAGE,
     alert_rules,
     dashboard_queries,
     prometheus_query,
+    running_prometheus,
 )
 from tests.integration.test_serve import _until_ready, free_port, worker_pids
 from tests.tools import require
@@ -277,64 +275,21 @@ async def test_a_restarted_worker_resets_only_its_own_series(node: Node) -> None
 async def test_prometheus_reads_the_node_as_one_through_the_dashboard(
     node: Node, tmp_path: Path
 ) -> None:
-    binary = require(PROMETHEUS_PACKAGE, "prometheus")["prometheus"]
-    config = tmp_path / "prometheus.yml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                "rule_files": [str(ALERTS)],
-                "scrape_configs": [
-                    {
-                        "job_name": "reputation",
-                        "static_configs": [{"targets": [f"127.0.0.1:{node.port}"]}],
-                    }
-                ],
-            }
+    await lookups(node.base, ROUND, 0)
+    async with running_prometheus(node.port, tmp_path) as base, aiohttp.ClientSession() as session:
+        # Both workers' series are stored, and the node's total is every lookup.
+        per_worker = await prometheus_query(
+            session, base, "sum by (worker) (reputation_lookups_total)"
         )
-    )
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    with (tmp_path / "prometheus.log").open("wb") as log:
-        process = await asyncio.create_subprocess_exec(
-            binary,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp_path / 'prometheus'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--log.level=warn",
-            stdout=log,
-            stderr=log,
-        )
-    try:
-        await lookups(node.base, ROUND, 0)
-        async with aiohttp.ClientSession() as session:
-            async with asyncio.timeout(60):
-                while True:
-                    await asyncio.sleep(1)
-                    try:
-                        found = await prometheus_query(
-                            session, base, 'sum_over_time(up{job="reputation"}[1m])'
-                        )
-                    except aiohttp.ClientError:
-                        continue  # Prometheus is still starting
-                    if found and float(found[0]["value"][1]) >= 4:
-                        break
-            # Both workers' series are stored, and the node's total is every lookup.
-            per_worker = await prometheus_query(
-                session, base, "sum by (worker) (reputation_lookups_total)"
-            )
-            assert {series["metric"]["worker"] for series in per_worker} == {"0", "1"}
-            total = await prometheus_query(session, base, "sum(reputation_lookups_total)")
-            assert float(total[0]["value"][1]) == ROUND
-            # Every query of the dashboard and every rule speaks of nodes, never of one worker.
-            expressions = [*dashboard_queries(), *(rule["expr"] for rule in alert_rules())]
-            for query in expressions:
-                for variable, value in GRAFANA_VARIABLES.items():
-                    query = query.replace(variable, value)
-                for series in await prometheus_query(session, base, query):
-                    assert "worker" not in series["metric"], query
-            scraped = await prometheus_query(session, base, "min(reputation_workers_scraped)")
-            assert float(scraped[0]["value"][1]) == WORKERS
-    finally:
-        process.terminate()
-        await process.wait()
+        assert {series["metric"]["worker"] for series in per_worker} == {"0", "1"}
+        total = await prometheus_query(session, base, "sum(reputation_lookups_total)")
+        assert float(total[0]["value"][1]) == ROUND
+        # Every query of the dashboard and every rule speaks of nodes, never of one worker.
+        expressions = [*dashboard_queries(), *(rule["expr"] for rule in alert_rules())]
+        for query in expressions:
+            for variable, value in GRAFANA_VARIABLES.items():
+                query = query.replace(variable, value)
+            for series in await prometheus_query(session, base, query):
+                assert "worker" not in series["metric"], query
+        scraped = await prometheus_query(session, base, "min(reputation_workers_scraped)")
+        assert float(scraped[0]["value"][1]) == WORKERS
