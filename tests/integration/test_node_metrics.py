@@ -14,7 +14,6 @@ import re
 import signal
 import stat
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,14 @@ from tests.integration.test_monitoring import (
     prometheus_query,
     running_prometheus,
 )
-from tests.integration.test_serve import _until_ready, free_port, worker_pids
+from tests.integration.test_serve import (
+    _kill,
+    _until_ready,
+    free_port,
+    serve,
+    serve_env,
+    worker_pids,
+)
 from tests.tools import require
 
 WORKERS = 2
@@ -56,27 +62,8 @@ class Node:
 @pytest.fixture
 async def node(own_database_url: str, tmp_path: Path) -> AsyncIterator[Node]:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REPUTATION_")}
-    env |= {
-        "REPUTATION_DATABASE_URL": own_database_url,
-        "REPUTATION_DATA_DIR": str(tmp_path),
-        "REPUTATION_LOG_LEVEL": "WARNING",
-    }
-    log = (tmp_path / "serve.log").open("wb")
-    server = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "reputation",
-        "serve",
-        "--no-auth",
-        "--workers",
-        str(WORKERS),
-        "--port",
-        str(port),
-        env=env,
-        stdout=log,
-        stderr=log,
-    )
+    env = serve_env(own_database_url, tmp_path)
+    server = await serve(env, port, tmp_path / "serve.log", workers=WORKERS)
     base = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as session:
@@ -90,10 +77,7 @@ async def node(own_database_url: str, tmp_path: Path) -> AsyncIterator[Node]:
         async with asyncio.timeout(60):
             assert await server.wait() == 0
     finally:
-        if server.returncode is None:
-            server.kill()
-            await server.wait()
-        log.close()
+        await _kill(server)
 
 
 async def fresh_get(base: str, path: str) -> str:

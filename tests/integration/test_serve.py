@@ -49,32 +49,36 @@ def worker_pids(parent: int) -> list[int]:
     return found
 
 
+def serve_env(database_url: str, data_dir: Path, **settings: str) -> dict[str, str]:
+    """The environment of a node started by a test: none of the caller's ``REPUTATION_*``,
+    the given database and data directory, and ``settings`` (``reporter_rate_limit="off"``)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REPUTATION_")}
+    env |= {
+        "REPUTATION_DATABASE_URL": database_url,
+        "REPUTATION_DATA_DIR": str(data_dir),
+        "REPUTATION_LOG_LEVEL": "WARNING",
+    }
+    env |= {f"REPUTATION_{name.upper()}": value for name, value in settings.items()}
+    return env
+
+
+async def serve(
+    env: dict[str, str], port: int, log: Path, workers: int = 1
+) -> asyncio.subprocess.Process:
+    """``reputation serve`` (keys not checked) in a process of its own, its output in ``log``."""
+    with log.open("wb") as output:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "reputation", "serve", "--no-auth", "--workers", str(workers),
+            "--port", str(port), env=env, stdout=output, stderr=output,
+        )  # fmt: skip
+
+
 async def test_sigterm_during_a_burst_of_reports_loses_none(
     own_database_url: str, tmp_path: Path
 ) -> None:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REPUTATION_")}
-    env |= {
-        "REPUTATION_DATABASE_URL": own_database_url,
-        "REPUTATION_DATA_DIR": str(tmp_path),
-        "REPUTATION_REPORTER_RATE_LIMIT": "off",
-        "REPUTATION_LOG_LEVEL": "WARNING",
-    }
-    log = (tmp_path / "serve.log").open("wb")
-    server = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "reputation",
-        "serve",
-        "--no-auth",
-        "--workers",
-        "2",
-        "--port",
-        str(port),
-        env=env,
-        stdout=log,
-        stderr=log,
-    )
+    env = serve_env(own_database_url, tmp_path, reporter_rate_limit="off")
+    server = await serve(env, port, tmp_path / "serve.log", workers=2)
     base = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession(
@@ -109,10 +113,7 @@ async def test_sigterm_during_a_burst_of_reports_loses_none(
         async with asyncio.timeout(60):
             assert await server.wait() == 0
     finally:
-        if server.returncode is None:
-            server.kill()
-            await server.wait()
-        log.close()
+        await _kill(server)
 
     acknowledged = {key for key, outcome in outcomes.items() if outcome == 201}
     statuses = {outcome for outcome in outcomes.values() if isinstance(outcome, int)}
@@ -144,18 +145,16 @@ async def test_sigterm_while_postgres_is_down_keeps_the_spool_for_the_next_start
 ) -> None:
     """Reports spooled during an outage survive a stop; the next start writes each once."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REPUTATION_")}
-    env |= {
-        "REPUTATION_DATABASE_URL": own_database_url,
-        "REPUTATION_DATA_DIR": str(tmp_path),
-        "REPUTATION_REPORTER_RATE_LIMIT": "off",
-        "REPUTATION_SMS_GATEWAY_SECRET": TEST_GATEWAY_SECRET,
-        "REPUTATION_LOG_LEVEL": "WARNING",
-    }
+    env = serve_env(
+        own_database_url,
+        tmp_path,
+        reporter_rate_limit="off",
+        sms_gateway_secret=TEST_GATEWAY_SECRET,
+    )
     base = f"http://127.0.0.1:{port}"
     pg_port = own_postgres.port
     async with aiohttp.ClientSession() as session:
-        first = await _serve(env, port, tmp_path / "first.log")
+        first = await serve(env, port, tmp_path / "first.log")
         try:
             await _until_ready(session, base)
             await asyncio.to_thread(own_postgres.stop)
@@ -193,7 +192,7 @@ async def test_sigterm_while_postgres_is_down_keeps_the_spool_for_the_next_start
         assert len(kept) == 4 + 3  # the retries too: their keys make them harmless
 
         await asyncio.to_thread(own_postgres.start, pg_port)
-        second = await _serve(env, port, tmp_path / "second.log")
+        second = await serve(env, port, tmp_path / "second.log")
         try:
             await _until_ready(session, base)
             conn = await asyncpg.connect(own_database_url)
@@ -221,15 +220,6 @@ async def test_sigterm_while_postgres_is_down_keeps_the_spool_for_the_next_start
         for record in pending_records(path)
     ]
     assert remaining == []
-
-
-async def _serve(env: dict[str, str], port: int, log: Path) -> asyncio.subprocess.Process:
-    """``reputation serve`` (one worker, keys not checked) in a process of its own."""
-    with log.open("wb") as output:
-        return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "reputation", "serve", "--no-auth", "--workers", "1",
-            "--port", str(port), env=env, stdout=output, stderr=output,
-        )  # fmt: skip
 
 
 async def _kill(server: asyncio.subprocess.Process) -> None:
