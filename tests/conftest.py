@@ -16,6 +16,7 @@ many reports from one reporter); the security tests set their own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import os
@@ -150,17 +151,24 @@ def template_database(postgres_server_url: str) -> Iterator[str]:
     asyncio.run(drop())
 
 
-@pytest.fixture
-async def database_url(postgres_server_url: str, template_database: str) -> AsyncIterator[str]:
-    """A fresh, migrated database of this test's own."""
+@contextlib.asynccontextmanager
+async def fresh_database(server_url: str, template: str) -> AsyncIterator[str]:
+    """A fresh, migrated database (a copy of ``template``), dropped afterwards."""
     name = f"reputation_test_{uuid.uuid4().hex[:12]}"
-    admin = await _admin(postgres_server_url)
+    admin = await _admin(server_url)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-        yield with_database(postgres_server_url, name)
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        yield with_database(server_url, name)
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+@pytest.fixture
+async def database_url(postgres_server_url: str, template_database: str) -> AsyncIterator[str]:
+    """A fresh, migrated database of this test's own."""
+    async with fresh_database(postgres_server_url, template_database) as url:
+        yield url
 
 
 class FakeClock:

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import dataclasses
 import random
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,7 +16,7 @@ import pytest
 from reputation.records import NewReport
 from reputation.settings import Settings
 from reputation.store import Store, create_pool
-from tests.conftest import TEST_REPORTER_KEY, FakeClock, with_database
+from tests.conftest import TEST_REPORTER_KEY, FakeClock, fresh_database
 
 # A small daily cap, so that one group can run past it.
 DAILY_CAP = 3
@@ -75,14 +74,8 @@ async def other_database_url(
     postgres_server_url: str, template_database: str
 ) -> AsyncIterator[str]:
     """A second fresh database, to write the same reports another way."""
-    name = f"reputation_test_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(postgres_server_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-        yield with_database(postgres_server_url, name)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with fresh_database(postgres_server_url, template_database) as url:
+        yield url
 
 
 def store_settings(url: str) -> Settings:
